@@ -1,0 +1,78 @@
+"""Parameter kinds, their units and bounds, and the canonical keys that make
+e.g. every C-F bond share one force constant. One table, used by the force
+field, the readers and writers, and the solvers' default step sizes."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Kind(NamedTuple):
+    family: str
+    unit: str
+    lower: float
+    upper: float
+    default: float  # start value when nothing better is known
+    suffix: str  # label suffix
+    step: float  # finite-difference / sensitivity step, as Q2MM's defaults (same units)
+
+
+KINDS: dict[str, Kind] = {
+    "bond_k": Kind("bond", "kcal/mol/A^2", 0.0, 5000.0, 300.0, "k", 7.2),
+    "bond_eq": Kind("bond", "A", 0.3, 5.0, 1.5, "eq", 0.02),
+    "angle_k": Kind("angle", "kcal/mol/rad^2", 0.0, 2000.0, 50.0, "k", 7.2),
+    "angle_eq": Kind("angle", "deg", 0.0, 180.0, 109.5, "eq", 1.0),
+    "torsion_v1": Kind("torsion", "kcal/mol", -100.0, 100.0, 0.0, "V1", 0.1),
+    "torsion_v2": Kind("torsion", "kcal/mol", -100.0, 100.0, 0.0, "V2", 0.1),
+    "torsion_v3": Kind("torsion", "kcal/mol", -100.0, 100.0, 0.0, "V3", 0.1),
+    "improper_k": Kind("improper", "kcal/mol/rad^2", 0.0, 2000.0, 20.0, "k", 0.2),
+    "stretch_bend_k": Kind("stretch_bend", "kcal/mol/A/rad", -500.0, 500.0, 0.0, "k", 0.2),
+    "vdw_radius": Kind("vdw", "A", 0.3, 5.0, 1.8, "r", 0.1),
+    "vdw_epsilon": Kind("vdw", "kcal/mol", 0.0, 5.0, 0.05, "eps", 0.02),
+    "charge": Kind("charge", "e", -5.0, 5.0, 0.0, "q", 0.1),
+}
+
+FAMILY_KINDS: dict[str, tuple[str, ...]] = {
+    "bond": ("bond_k", "bond_eq"),
+    "angle": ("angle_k", "angle_eq"),
+    "torsion": ("torsion_v1", "torsion_v2", "torsion_v3"),
+    "improper": ("improper_k",),
+    "stretch_bend": ("stretch_bend_k",),
+    "vdw": ("vdw_radius", "vdw_epsilon"),
+    "charge": ("charge",),
+}
+
+FAMILY_ARITY: dict[str, int] = {
+    "bond": 2,
+    "angle": 3,
+    "torsion": 4,
+    "improper": 4,
+    "stretch_bend": 3,
+    "vdw": 1,
+    "charge": 1,
+}
+
+
+def canonical_key(family: str, types) -> tuple[str, ...]:
+    """The one ordering of atom types under which a parameter is stored.
+
+    Bonds, angles, stretch-bends and torsions read the same backwards; an
+    out-of-plane key is the centre followed by its three neighbours sorted.
+    """
+    t = tuple(str(x) for x in types)
+    if len(t) != FAMILY_ARITY[family]:
+        raise ValueError(f"{family} key needs {FAMILY_ARITY[family]} atom types, got {t}")
+    if family in ("bond", "angle", "torsion", "stretch_bend"):
+        return min(t, t[::-1])
+    if family == "improper":
+        return (t[0],) + tuple(sorted(t[1:]))
+    return t
+
+
+def label(kind: str, key: tuple[str, ...]) -> str:
+    """Human label, e.g. 'bond C-F k', 'angle F-C-H eq', 'torsion H-C-C-H V3'."""
+    info = KINDS[kind]
+    return f"{info.family} {'-'.join(key)} {info.suffix}"
+
+
+__all__ = ["Kind", "KINDS", "FAMILY_KINDS", "FAMILY_ARITY", "canonical_key", "label"]

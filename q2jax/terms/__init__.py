@@ -1,0 +1,30 @@
+"""Energy term families: pure, vectorised functions of internal coordinates
+and parameters (see ``q2jax.energy`` for how they are assembled)."""
+
+from q2jax.terms.bend import harmonic_bend, mm3_bend
+from q2jax.terms.coulomb import coulomb
+from q2jax.terms.geometry import angles, bend_deviation, dihedrals, distances, out_of_plane, safe_norm
+from q2jax.terms.oop import harmonic_out_of_plane
+from q2jax.terms.stretch import harmonic_stretch, mm3_stretch
+from q2jax.terms.stretch_bend import stretch_bend
+from q2jax.terms.torsion import fourier_torsion
+from q2jax.terms.vdw import lennard_jones, mm3_buckingham
+
+__all__ = [
+    "angles",
+    "bend_deviation",
+    "coulomb",
+    "dihedrals",
+    "distances",
+    "fourier_torsion",
+    "harmonic_bend",
+    "harmonic_out_of_plane",
+    "harmonic_stretch",
+    "lennard_jones",
+    "mm3_bend",
+    "mm3_buckingham",
+    "mm3_stretch",
+    "out_of_plane",
+    "safe_norm",
+    "stretch_bend",
+]
