@@ -308,12 +308,16 @@ class ForceField(eqx.Module):
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "<dict>") -> ForceField:
         if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
-            raise InputError(f"{source}: not a q2jax force-field file (missing format={JSON_FORMAT!r})")
+            raise InputError(
+                f"{source}: not a q2jax force-field file (missing format={JSON_FORMAT!r})"
+            )
         try:
             rows = data["parameters"]
             triples = [(r["kind"], tuple(r["key"]), float(r["value"])) for r in rows]
             flags = [bool(r.get("trainable", True)) for r in rows]
-            bounds_rows = [(float(r.get("lower", -np.inf)), float(r.get("upper", np.inf))) for r in rows]
+            bounds_rows = [
+                (float(r.get("lower", -np.inf)), float(r.get("upper", np.inf))) for r in rows
+            ]
             form = data.get("form", "harmonic")
             settings = Settings(**data["settings"]) if "settings" in data else None
         except (KeyError, TypeError, ValueError) as exc:
@@ -324,8 +328,10 @@ class ForceField(eqx.Module):
             (k, canonical_key(KINDS[k].family, key)): b
             for (k, key, _), b in zip(triples, bounds_rows, strict=True)
         }
-        entries = tuple(e._replace(lower=bmap[(e.kind, e.key)][0], upper=bmap[(e.kind, e.key)][1])
-                        for e in ff.entries)
+        entries = tuple(
+            e._replace(lower=bmap[(e.kind, e.key)][0], upper=bmap[(e.kind, e.key)][1])
+            for e in ff.entries
+        )
         return ForceField(ff.params, ff.fixed, entries, ff.form, ff.settings)
 
     @classmethod

@@ -11,6 +11,7 @@ from q2jax.errors import InputError
 from q2jax.params import KINDS, canonical_key
 
 DEFAULT_FAMILIES = ("bond", "angle", "torsion", "improper")
+LINEAR_SNAP_DEG = 179.9
 
 
 def _angle_deg(xyz, i, j, k):
@@ -47,7 +48,9 @@ def parameters_from_molecules(
         t = mol.atom_types
         topo = mol.topology()
         for a, b in topo.bonds:
-            bond_r[canonical_key("bond", (t[a], t[b]))].append(float(np.linalg.norm(xyz[a] - xyz[b])))
+            bond_r[canonical_key("bond", (t[a], t[b]))].append(
+                float(np.linalg.norm(xyz[a] - xyz[b]))
+            )
         for a, b, c in topo.angles:
             angle_t[canonical_key("angle", (t[a], t[b], t[c]))].append(_angle_deg(xyz, a, b, c))
         for a, b, c, d in topo.torsions:
@@ -61,11 +64,21 @@ def parameters_from_molecules(
     out: list[tuple[str, tuple[str, ...], float]] = []
     if "bond" in fams:
         for key in sorted(bond_r):
-            r0 = float(np.mean(bond_r[key])) if equilibrium_from_geometry else KINDS["bond_eq"].default
+            r0 = (
+                float(np.mean(bond_r[key]))
+                if equilibrium_from_geometry
+                else KINDS["bond_eq"].default
+            )
             out += [("bond_k", key, KINDS["bond_k"].default), ("bond_eq", key, r0)]
     if "angle" in fams:
         for key in sorted(angle_t):
-            t0 = float(np.mean(angle_t[key])) if equilibrium_from_geometry else KINDS["angle_eq"].default
+            t0 = (
+                float(np.mean(angle_t[key]))
+                if equilibrium_from_geometry
+                else KINDS["angle_eq"].default
+            )
+            if t0 > LINEAR_SNAP_DEG:
+                t0 = 180.0  # a reference a hair below 180 puts a cusp in E(x) near linearity
             out += [("angle_k", key, KINDS["angle_k"].default), ("angle_eq", key, t0)]
     if "torsion" in fams:
         for key in sorted(torsions):
@@ -78,8 +91,10 @@ def parameters_from_molecules(
             out.append(("stretch_bend_k", key, KINDS["stretch_bend_k"].default))
     if "vdw" in fams:
         for x in types_seen:
-            out += [("vdw_radius", (x,), KINDS["vdw_radius"].default),
-                    ("vdw_epsilon", (x,), KINDS["vdw_epsilon"].default)]
+            out += [
+                ("vdw_radius", (x,), KINDS["vdw_radius"].default),
+                ("vdw_epsilon", (x,), KINDS["vdw_epsilon"].default),
+            ]
     if "charge" in fams:
         for x in types_seen:
             out.append(("charge", (x,), 0.0))

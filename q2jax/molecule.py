@@ -79,7 +79,9 @@ class Molecule(eqx.Module):
         else:
             m = _as_float_array(masses, "masses")
             if m.shape != (n,):
-                raise InputError(f"molecule {name!r}: {m.shape[0] if m.ndim else 0} masses for {n} atoms")
+                raise InputError(
+                    f"molecule {name!r}: {m.shape[0] if m.ndim else 0} masses for {n} atoms"
+                )
             if not np.all(np.isfinite(m)) or np.any(m <= 0):
                 raise InputError(f"molecule {name!r}: masses must be finite and positive, got {m}")
         if bonds is None:
@@ -131,7 +133,9 @@ class Molecule(eqx.Module):
 
     def topology(self, *, impropers: bool = True) -> Topology:
         """Angles, torsions, out-of-plane centres and nonbonded pairs (host side)."""
-        return build_topology(self.bonds, self.n_atoms, np.asarray(self.coords), impropers=impropers)
+        return build_topology(
+            self.bonds, self.n_atoms, np.asarray(self.coords), impropers=impropers
+        )
 
     def with_coords(self, coords) -> Molecule:
         """Same molecule at other coordinates (Å); topology unchanged."""
@@ -142,13 +146,28 @@ class Molecule(eqx.Module):
         types = tuple(str(t) for t in atom_types)
         if len(types) != self.n_atoms:
             raise InputError(f"{len(types)} atom types for {self.n_atoms} atoms")
-        return Molecule(self.coords, self.masses, self.symbols, types, self.bonds, self.name,
-                        self.charge, self.multiplicity)
+        return Molecule(
+            self.coords,
+            self.masses,
+            self.symbols,
+            types,
+            self.bonds,
+            self.name,
+            self.charge,
+            self.multiplicity,
+        )
 
     def with_bonds(self, bonds: Sequence[Sequence[int]]) -> Molecule:
-        return Molecule(self.coords, self.masses, self.symbols, self.atom_types,
-                        normalize_bonds(bonds, self.n_atoms), self.name, self.charge,
-                        self.multiplicity)
+        return Molecule(
+            self.coords,
+            self.masses,
+            self.symbols,
+            self.atom_types,
+            normalize_bonds(bonds, self.n_atoms),
+            self.name,
+            self.charge,
+            self.multiplicity,
+        )
 
 
 def _as_float_array(value, what: str) -> np.ndarray:
@@ -171,7 +190,8 @@ def validate_hessian(hessian, n_atoms: int, *, name: str = "Hessian", symmetry_t
         h = h.reshape(3 * n_atoms, 3 * n_atoms)
     if h.shape != (3 * n_atoms, 3 * n_atoms):
         raise InputError(
-            f"{name} has shape {h.shape}, expected ({3 * n_atoms}, {3 * n_atoms}) for {n_atoms} atoms"
+            f"{name} has shape {h.shape}, expected ({3 * n_atoms}, {3 * n_atoms}) "
+            f"for {n_atoms} atoms"
         )
     if not np.all(np.isfinite(h)):
         raise InputError(f"{name} contains NaN or inf")

@@ -72,9 +72,7 @@ def _lookup(pos, ff_zero, kind, key, missing, required):
     return p
 
 
-def build_terms(
-    ff: ForceField, molecule: Molecule, *, allow_missing: bool = False
-) -> Terms:
+def build_terms(ff: ForceField, molecule: Molecule, *, allow_missing: bool = False) -> Terms:
     """Term tables of ``molecule`` under ``ff`` (host side).
 
     A family the force field has at all must cover every term of that family
@@ -109,12 +107,18 @@ def build_terms(
         sb_par = []
         for i, j, k in topo.angles:
             akey = canonical_key("angle", (t[i], t[j], t[k]))
-            sb_par.append([
-                _lookup(pos, zero, "stretch_bend_k", akey, missing, False),
-                _lookup(pos, zero, "bond_eq", canonical_key("bond", (t[i], t[j])), missing, need),
-                _lookup(pos, zero, "bond_eq", canonical_key("bond", (t[j], t[k])), missing, need),
-                _lookup(pos, zero, "angle_eq", akey, missing, need),
-            ])
+            sb_par.append(
+                [
+                    _lookup(pos, zero, "stretch_bend_k", akey, missing, False),
+                    _lookup(
+                        pos, zero, "bond_eq", canonical_key("bond", (t[i], t[j])), missing, need
+                    ),
+                    _lookup(
+                        pos, zero, "bond_eq", canonical_key("bond", (t[j], t[k])), missing, need
+                    ),
+                    _lookup(pos, zero, "angle_eq", akey, missing, need),
+                ]
+            )
         sb_par = np.asarray(sb_par, np.int32)
         keep = sb_par[:, 0] != zero  # angles without a stretch-bend constant have no term
         sb_atoms, sb_par = sb_atoms[keep], sb_par[keep]
@@ -127,8 +131,10 @@ def build_terms(
     atom_q = np.full((n,), zero, np.int32)
     for i, ti in enumerate(t):
         if has_vdw:
-            atom_vdw[i] = [_lookup(pos, zero, "vdw_radius", (ti,), missing, need),
-                           _lookup(pos, zero, "vdw_epsilon", (ti,), missing, need)]
+            atom_vdw[i] = [
+                _lookup(pos, zero, "vdw_radius", (ti,), missing, need),
+                _lookup(pos, zero, "vdw_epsilon", (ti,), missing, need),
+            ]
         if has_q:
             atom_q[i] = _lookup(pos, zero, "charge", (ti,), missing, False)
     if missing:
@@ -150,16 +156,27 @@ def build_terms(
         return jnp.ones((x.shape[0],), bool)
 
     return Terms(
-        bond_atoms=jnp.asarray(b_atoms), bond_params=jnp.asarray(b_par), bond_mask=ones(b_atoms),
-        angle_atoms=jnp.asarray(a_atoms), angle_params=jnp.asarray(a_par), angle_mask=ones(a_atoms),
-        torsion_atoms=jnp.asarray(t_atoms), torsion_params=jnp.asarray(t_par),
+        bond_atoms=jnp.asarray(b_atoms),
+        bond_params=jnp.asarray(b_par),
+        bond_mask=ones(b_atoms),
+        angle_atoms=jnp.asarray(a_atoms),
+        angle_params=jnp.asarray(a_par),
+        angle_mask=ones(a_atoms),
+        torsion_atoms=jnp.asarray(t_atoms),
+        torsion_params=jnp.asarray(t_par),
         torsion_mask=ones(t_atoms),
-        improper_atoms=jnp.asarray(i_atoms), improper_params=jnp.asarray(i_par),
+        improper_atoms=jnp.asarray(i_atoms),
+        improper_params=jnp.asarray(i_par),
         improper_mask=ones(i_atoms),
-        sb_atoms=jnp.asarray(sb_atoms), sb_params=jnp.asarray(sb_par), sb_mask=ones(sb_atoms),
-        pair_atoms=jnp.asarray(pairs), pair_vdw_scale=jnp.asarray(vdw_scale, jnp.float64),
-        pair_elec_scale=jnp.asarray(elec_scale, jnp.float64), pair_mask=ones(pairs),
-        atom_vdw_params=jnp.asarray(atom_vdw), atom_charge_params=jnp.asarray(atom_q),
+        sb_atoms=jnp.asarray(sb_atoms),
+        sb_params=jnp.asarray(sb_par),
+        sb_mask=ones(sb_atoms),
+        pair_atoms=jnp.asarray(pairs),
+        pair_vdw_scale=jnp.asarray(vdw_scale, jnp.float64),
+        pair_elec_scale=jnp.asarray(elec_scale, jnp.float64),
+        pair_mask=ones(pairs),
+        atom_vdw_params=jnp.asarray(atom_vdw),
+        atom_charge_params=jnp.asarray(atom_q),
     )
 
 
@@ -228,19 +245,32 @@ def stack_systems(systems: Sequence[System], zero_slot: int, n_atoms: int | None
         raise ValueError("no systems to stack")
     n = max(s.n_atoms for s in systems) if n_atoms is None else n_atoms
     groups = ("bond", "angle", "torsion", "improper", "sb", "pair")
-    sizes = {
-        g: max(int(getattr(s.terms, f"{g}_mask").shape[0]) for s in systems) for g in groups
-    }
+    sizes = {g: max(int(getattr(s.terms, f"{g}_mask").shape[0]) for s in systems) for g in groups}
     padded = [pad_system(s, n, sizes, zero_slot) for s in systems]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *padded)
 
 
-def build_batch(ff: ForceField, molecules: Sequence[Molecule], *, allow_missing: bool = False,
-                n_atoms: int | None = None) -> System:
+def build_batch(
+    ff: ForceField,
+    molecules: Sequence[Molecule],
+    *,
+    allow_missing: bool = False,
+    n_atoms: int | None = None,
+) -> System:
     """One padded, stacked System for a list of molecules (leading axis = molecule)."""
-    return stack_systems([build_system(ff, m, allow_missing=allow_missing) for m in molecules],
-                         ff.zero_slot, n_atoms=n_atoms)
+    return stack_systems(
+        [build_system(ff, m, allow_missing=allow_missing) for m in molecules],
+        ff.zero_slot,
+        n_atoms=n_atoms,
+    )
 
 
-__all__ = ["Terms", "System", "build_terms", "build_system", "pad_system", "stack_systems",
-           "build_batch"]
+__all__ = [
+    "Terms",
+    "System",
+    "build_terms",
+    "build_system",
+    "pad_system",
+    "stack_systems",
+    "build_batch",
+]

@@ -91,7 +91,9 @@ def build_topology(
     nbr = neighbours(bonds, n_atoms)
     xyz = None if coords is None else np.asarray(coords, dtype=float)
 
-    angles = [(i, j, k) for j in range(n_atoms) for a, i in enumerate(nbr[j]) for k in nbr[j][a + 1 :]]
+    angles = [
+        (i, j, k) for j in range(n_atoms) for a, i in enumerate(nbr[j]) for k in nbr[j][a + 1 :]
+    ]
 
     def linear(i: int, j: int, k: int) -> bool:
         return xyz is not None and _angle_deg(xyz, i, j, k) > LINEAR_ANGLE_DEG
@@ -113,7 +115,9 @@ def build_topology(
                 continue
             i, j, k = nbr[c]
             if xyz is not None:
-                total = _angle_deg(xyz, i, c, j) + _angle_deg(xyz, j, c, k) + _angle_deg(xyz, i, c, k)
+                total = (
+                    _angle_deg(xyz, i, c, j) + _angle_deg(xyz, j, c, k) + _angle_deg(xyz, i, c, k)
+                )
                 if total < 360.0 - planar_tolerance_deg:
                     continue
             oop.append((c, i, j, k))

@@ -69,6 +69,15 @@ MM3_BEND_UNIT_DEG = 0.021914  # kcal/(mol deg^2) per mdyn Å/rad^2
 MM3_BEND_UNIT = MM3_BEND_UNIT_DEG * RAD_TO_DEG**2  # kcal/(mol rad^2) per mdyn Å/rad^2
 MM3_STRETCH_BEND_UNIT = 2.51118  # kcal/(mol Å deg) per mdyn/rad, E = c k (dr1+dr2) dtheta_deg
 MM3_COULOMB_CONSTANT = 332.0716  # kcal Å/(mol e^2) as used by MM3/Tinker
+# MacroModel MM3* (.fld header factors in kJ/mol: STR/BND/S-B 601.99392 = 143.88 kcal, IMP
+# 60.19939 = 14.388 kcal): stretch-bend per radian, and the improper torsion
+# E = 14.388 k (1 - cos 2w) (k in mdyn Å/rad^2) written as q2jax's V2/2 (1 - cos 2w).
+MM3_STRETCH_BEND_UNIT_RAD = MM3_STRETCH_BEND_UNIT * RAD_TO_DEG  # kcal/(mol Å rad) per mdyn/rad
+MM3_IMPROPER_UNIT = 2.0 * MM3_STRETCH_UNIT / 10.0  # 14.388 kcal/mol per mdyn Å/rad^2
+MM3_IMPROPER_V2_UNIT = 2.0 * MM3_IMPROPER_UNIT  # torsion V2 (kcal/mol) per improper k
+MACROMODEL_KJ_TO_KCAL = KJ_TO_KCAL  # .fld header factors and .mmo energies are kJ/mol
+DEBYE_PER_E_ANGSTROM = ELEMENTARY_CHARGE_C * ANGSTROM_M / DEBYE_C_M  # 4.80320 D per e Å
+AMBER_FRCMOD_K_UNIT = 1.0  # frcmod K (kcal/mol/Å^2, /rad^2) already in E = K (x - x0)^2
 # Coulomb constant from CODATA: e^2/(4 pi eps0) in kcal Å/mol
 COULOMB_KCAL_MOL_A = (
     ELEMENTARY_CHARGE_C**2 / (4.0 * math.pi * VACUUM_PERMITTIVITY) / ANGSTROM_M * AVOGADRO / KCAL_J

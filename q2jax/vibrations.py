@@ -20,14 +20,18 @@ from q2jax.units import EIGENVALUE_TO_CM1
 _FREQ_GRAD_FLOOR = 1e-6  # |λ| below which dν/dλ is capped (ν ≈ 0.1 cm^-1)
 
 
-def mass_weight(hessian: Float[Array, "n3 n3"], masses: Float[Array, " n"]) -> Float[Array, "n3 n3"]:
+def mass_weight(
+    hessian: Float[Array, "n3 n3"], masses: Float[Array, " n"]
+) -> Float[Array, "n3 n3"]:
     """H_ij / sqrt(m_i m_j)."""
     inv_sqrt_m = jnp.repeat(1.0 / jnp.sqrt(masses), 3)
     return hessian * inv_sqrt_m[:, None] * inv_sqrt_m[None, :]
 
 
 def rigid_body_vectors(
-    coords: Float[Array, "n 3"], masses: Float[Array, " n"], atom_mask: Bool[Array, " n"] | None = None
+    coords: Float[Array, "n 3"],
+    masses: Float[Array, " n"],
+    atom_mask: Bool[Array, " n"] | None = None,
 ) -> tuple[Float[Array, "n3 3"], Float[Array, "n3 3"]]:
     """Mass-weighted translation (orthonormal) and rotation (orthogonal to the
     translations, not normalised) vectors of the real atoms."""
@@ -46,7 +50,9 @@ def rigid_body_vectors(
 
 
 def internal_projector(
-    coords: Float[Array, "n 3"], masses: Float[Array, " n"], atom_mask: Bool[Array, " n"] | None = None
+    coords: Float[Array, "n 3"],
+    masses: Float[Array, " n"],
+    atom_mask: Bool[Array, " n"] | None = None,
 ) -> Float[Array, "n3 n3"]:
     """Eckart projector onto vibrations of the real atoms (mass-weighted space):
     P = D - T Tᵀ - R (RᵀR + εI)⁻¹ Rᵀ, D the diagonal mask of real-atom

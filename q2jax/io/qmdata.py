@@ -39,8 +39,9 @@ class QMData:
     def n_atoms(self) -> int:
         return len(self.symbols)
 
-    def to_molecule(self, *, use_atom_types: bool = True, bond_tolerance: float | None = None,
-                    **kwargs) -> Molecule:
+    def to_molecule(
+        self, *, use_atom_types: bool = True, bond_tolerance: float | None = None, **kwargs
+    ) -> Molecule:
         """A Molecule with this geometry (bonds from the file when it has them)."""
         extra = {} if bond_tolerance is None else {"bond_tolerance": bond_tolerance}
         return Molecule.from_arrays(
@@ -60,7 +61,9 @@ class QMData:
 
         if self.hessian is None:
             raise InputError(f"{self.source or self.name}: no Hessian in this file")
-        return validate_hessian(self.hessian, self.n_atoms, name=f"{self.source or self.name} Hessian")
+        return validate_hessian(
+            self.hessian, self.n_atoms, name=f"{self.source or self.name} Hessian"
+        )
 
 
 __all__ = ["QMData"]

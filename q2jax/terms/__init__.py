@@ -3,7 +3,14 @@ and parameters (see ``q2jax.energy`` for how they are assembled)."""
 
 from q2jax.terms.bend import harmonic_bend, mm3_bend
 from q2jax.terms.coulomb import coulomb
-from q2jax.terms.geometry import angles, bend_deviation, dihedrals, distances, out_of_plane, safe_norm
+from q2jax.terms.geometry import (
+    angles,
+    bend_deviation,
+    dihedrals,
+    distances,
+    out_of_plane,
+    safe_norm,
+)
 from q2jax.terms.oop import harmonic_out_of_plane
 from q2jax.terms.stretch import harmonic_stretch, mm3_stretch
 from q2jax.terms.stretch_bend import stretch_bend

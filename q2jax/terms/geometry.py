@@ -19,7 +19,7 @@ def _safe(vec: Float[Array, "n 3"], mask: Bool[Array, " n"], fill: Array) -> Flo
     return jnp.where(mask[:, None], vec, fill)
 
 
-def safe_norm(v: Float[Array, "... 3"], eps: float = 1e-30) -> Float[Array, "..."]:
+def safe_norm(v: Float[Array, "... 3"], eps: float = 1e-30) -> Float[Array, ...]:
     """|v| with a finite derivative at v = 0 (for masked or degenerate entries)."""
     sq = jnp.sum(v * v, axis=-1)
     safe_sq = jnp.where(sq > eps, sq, 1.0)
@@ -51,8 +51,9 @@ def angles(
 def dihedrals(
     coords: Float[Array, "atoms 3"], idx: Int[Array, "n 4"], mask: Bool[Array, " n"]
 ) -> Float[Array, " n"]:
-    """Dihedral angle i-j-k-l in radians, (-pi, pi], IUPAC sign convention."""
-    b0 = _safe(coords[idx[:, 0]] - coords[idx[:, 1]], mask, _EX)
+    """Dihedral angle i-j-k-l in radians, (-pi, pi]: 0 for cis (syn-periplanar),
+    pi for trans, positive clockwise looking along j->k (IUPAC)."""
+    b0 = _safe(coords[idx[:, 1]] - coords[idx[:, 0]], mask, _EX)
     b1 = _safe(coords[idx[:, 2]] - coords[idx[:, 1]], mask, _EY)
     b2 = _safe(coords[idx[:, 3]] - coords[idx[:, 2]], mask, _EZ)
     n1 = jnp.cross(b0, b1)
@@ -73,10 +74,7 @@ def out_of_plane(
     neighbours a, b, d: for each neighbour, the angle between its bond and the
     plane of the other two bonds, averaged over the three choices."""
     c = coords[idx[:, 0]]
-    bonds = [
-        _safe(coords[idx[:, k]] - c, mask, fill)
-        for k, fill in ((1, _EX), (2, _EY), (3, _EZ))
-    ]
+    bonds = [_safe(coords[idx[:, k]] - c, mask, fill) for k, fill in ((1, _EX), (2, _EY), (3, _EZ))]
     total = 0.0
     for k in range(3):
         r = bonds[k]
@@ -108,14 +106,13 @@ def bend_deviation(
     s2 = jnp.sum(cross * cross, axis=-1)
     c = jnp.sum(u * v, axis=-1)
     delta = jnp.arctan2(safe_norm(cross), -c)  # pi - theta
-    obtuse = c < 0.0
-    x = s2 / jnp.where(obtuse, c * c, 1.0)  # tan^2(delta) when obtuse
-    small = x < 1e-4
-    x_big = jnp.where(small, 1.0, x)
-    h_big = jnp.arctan(jnp.sqrt(x_big)) ** 2 / x_big
-    h_small = 1.0 - 2.0 * x / 3.0 + 23.0 * x * x / 45.0
-    delta_sq_obtuse = x * jnp.where(small, h_small, h_big)
-    delta_sq = jnp.where(obtuse, delta_sq_obtuse, delta * delta)
+    x = s2 / jnp.where(c < 0.0, c * c, 1.0)  # tan^2(delta) when obtuse
+    # the series is used only within ~0.6 degrees of linearity; elsewhere delta*delta
+    # (dividing by c^2 near 90 degrees would lose precision in the derivatives)
+    near_linear = (c < 0.0) & (x < 1e-4)
+    xs = jnp.where(near_linear, x, 0.0)
+    h_small = 1.0 - 2.0 * xs / 3.0 + 23.0 * xs * xs / 45.0
+    delta_sq = jnp.where(near_linear, xs * h_small, delta * delta)
     a = jnp.pi - theta0
     return a - delta, a * a - 2.0 * a * delta + delta_sq
 

@@ -6,7 +6,10 @@ from jaxtyping import Array, Float
 
 
 def stretch_bend(
-    dr1: Float[Array, " n"], dr2: Float[Array, " n"], dtheta: Float[Array, " n"], k: Float[Array, " n"]
+    dr1: Float[Array, " n"],
+    dr2: Float[Array, " n"],
+    dtheta: Float[Array, " n"],
+    k: Float[Array, " n"],
 ):
     """E = k (dr1 + dr2) dtheta; dr in Å, dtheta in radians, k in kcal/(mol Å rad).
 

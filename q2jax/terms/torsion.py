@@ -11,7 +11,9 @@ def fourier_torsion(
 ):
     """E = V1/2 (1 + cos phi) + V2/2 (1 - cos 2 phi) + V3/2 (1 + cos 3 phi), kcal/mol."""
     return 0.5 * (
-        v1 * (1.0 + jnp.cos(phi)) + v2 * (1.0 - jnp.cos(2.0 * phi)) + v3 * (1.0 + jnp.cos(3.0 * phi))
+        v1 * (1.0 + jnp.cos(phi))
+        + v2 * (1.0 - jnp.cos(2.0 * phi))
+        + v3 * (1.0 + jnp.cos(3.0 * phi))
     )
 
 

@@ -1,0 +1,304 @@
+"""The objective: a frozen ObjectiveSpec and pure, jittable
+``residuals(params, spec)`` and ``loss(params, spec)``.
+
+For each molecule (vmapped over a padded batch) the MM model is evaluated
+at a geometry chosen by the spec's options:
+
+- ``frequencies_at="relaxed"`` (default): frequencies, energies, geometry
+  and Cartesian references at the geometry relaxed with the force field
+  being fitted (``q2jax.relax``, implicit derivatives). This is the honest
+  choice: a frequency means something only at a stationary point.
+- ``frequencies_at="reference"``: at the QM geometry, as the original Q2MM
+  does; add ``stationarity_weight`` > 0 to penalise the MM gradient there.
+- ``hessian_at``: where Hessian-element and eigenmatrix references are
+  evaluated ("reference" by default: the QM normal modes live in the QM frame).
+
+``loss = sum(residuals**2)``; the residual vector includes the L2 rows
+sqrt(λ) (p − p_ref) / scale, so least-squares solvers see the same objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from q2jax.energy import energy, hessian
+from q2jax.errors import InputError
+from q2jax.forcefield import ForceField
+from q2jax.reference import ReferenceArrays, ReferenceSet, build_reference_arrays
+from q2jax.relax import RelaxOptions, relax
+from q2jax.system import System, build_batch
+from q2jax.units import RAD_TO_DEG
+from q2jax.vibrations import eigenmatrix, eigenvalue_to_frequency, eigvalsh, vibrational_eigenvalues
+
+PLACES = ("relaxed", "reference")
+
+
+class ObjectiveOptions(NamedTuple):
+    frequencies_at: str = "relaxed"
+    hessian_at: str = "reference"
+    stationarity: bool = False
+    relax: RelaxOptions = RelaxOptions()
+
+
+class ObjectiveSpec(eqx.Module):
+    """Everything the loss needs, frozen: force-field template (fixed values,
+    static metadata), the padded molecule batch, reference arrays, L2 strength
+    and reference parameters, per-molecule stationarity weights and saddle
+    orders (0 minimum, 1 transition state)."""
+
+    forcefield: ForceField
+    system: System
+    refs: ReferenceArrays
+    lam: Float[Array, ""]
+    p_ref: Float[Array, " p"]
+    reg_scale: Float[Array, " p"]
+    stationarity_weights: Float[Array, " M"]
+    saddle_order: Array
+    n_modes: int = eqx.field(static=True)
+    names: tuple[str, ...] = eqx.field(static=True)
+    options: ObjectiveOptions = eqx.field(static=True, default=ObjectiveOptions())
+
+    @property
+    def n_molecules(self) -> int:
+        return len(self.names)
+
+    def with_lambda(self, lam) -> ObjectiveSpec:
+        return eqx.tree_at(lambda s: s.lam, self, jnp.asarray(lam, jnp.float64))
+
+    def with_p_ref(self, p_ref) -> ObjectiveSpec:
+        return eqx.tree_at(lambda s: s.p_ref, self, jnp.asarray(p_ref, jnp.float64))
+
+
+def make_objective(
+    forcefield: ForceField,
+    refs: ReferenceSet,
+    *,
+    lam: float = 0.0,
+    p_ref=None,
+    reg_scale=None,
+    frequencies_at: str = "relaxed",
+    hessian_at: str = "reference",
+    stationarity_weight: float | Sequence[float] = 0.0,
+    transition_state: bool | Sequence[bool] = False,
+    relax_options: RelaxOptions = RelaxOptions(),
+    n_atoms: int | None = None,
+) -> ObjectiveSpec:
+    """Freeze a force field and a reference set into an ObjectiveSpec.
+
+    ``p_ref`` defaults to the force field's current (starting) parameters.
+    ``transition_state`` marks molecules whose relaxation seeks a first-order
+    saddle (TS force fields with natural eigenvalues, Method D/E).
+    """
+    if frequencies_at not in PLACES or hessian_at not in PLACES:
+        raise InputError(f"frequencies_at / hessian_at must be one of {PLACES}")
+    refs.validate()
+    mols = refs.molecules
+    batch = build_batch(forcefield, mols, n_atoms=n_atoms)
+    n_pad = batch.coords.shape[1]
+    n_modes = max(m.n_vibrations for m in mols)
+    arrays = build_reference_arrays(refs, n_pad, n_modes)
+    m = len(mols)
+    sw = np.broadcast_to(np.asarray(stationarity_weight, float), (m,))
+    ts = np.broadcast_to(np.asarray(transition_state, bool), (m,))
+    p0 = forcefield.params if p_ref is None else jnp.asarray(p_ref, jnp.float64)
+    if p0.shape != forcefield.params.shape:
+        raise InputError(f"p_ref has shape {p0.shape}, expected {forcefield.params.shape}")
+    scale = jnp.ones_like(p0) if reg_scale is None else jnp.asarray(reg_scale, jnp.float64)
+    return ObjectiveSpec(
+        forcefield=forcefield,
+        system=batch,
+        refs=arrays,
+        lam=jnp.asarray(float(lam)),
+        p_ref=p0,
+        reg_scale=scale,
+        stationarity_weights=jnp.asarray(sw),
+        saddle_order=jnp.asarray(ts.astype(np.int32)),
+        n_modes=n_modes,
+        names=tuple(mm.name for mm in mols),
+        options=ObjectiveOptions(frequencies_at, hessian_at, bool(np.any(sw > 0)), relax_options),
+    )
+
+
+# --- per-molecule evaluation ------------------------------------------------------------
+
+
+def _kabsch_rmsd(x: Array, y: Array, mask: Array) -> Array:
+    """RMSD after optimal superposition (quaternion method: only the top
+    eigenvalue of a 4x4 matrix is needed, so it differentiates cleanly)."""
+    w = mask.astype(x.dtype)
+    n = jnp.sum(w)
+    xc = x - jnp.sum(w[:, None] * x, 0) / n
+    yc = y - jnp.sum(w[:, None] * y, 0) / n
+    xc, yc = xc * w[:, None], yc * w[:, None]
+    r = xc.T @ yc
+    sxx, sxy, sxz = r[0]
+    syx, syy, syz = r[1]
+    szx, szy, szz = r[2]
+    k = jnp.array(
+        [
+            [sxx + syy + szz, syz - szy, szx - sxz, sxy - syx],
+            [syz - szy, sxx - syy - szz, sxy + syx, szx + sxz],
+            [szx - sxz, sxy + syx, -sxx + syy - szz, syz + szy],
+            [sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz],
+        ]
+    )
+    lam_max = eigvalsh(k)[-1]
+    msd = (jnp.sum(xc * xc) + jnp.sum(yc * yc) - 2.0 * lam_max) / n
+    return jnp.sqrt(jnp.maximum(msd, 1e-20))
+
+
+def _geometry_values(coords, atoms, kind, active):
+    """Bond (Å), angle (deg) or torsion (deg) for each row of ``atoms`` (G, 4);
+    rows that are not ``active`` (padding) give finite dummies."""
+    from q2jax.terms.geometry import angles, dihedrals, distances
+
+    r = distances(coords, atoms[:, :2], active & (kind == 0))
+    ang = angles(coords, atoms[:, :3], active & (kind == 1)) * RAD_TO_DEG
+    tor = dihedrals(coords, atoms, active & (kind == 2)) * RAD_TO_DEG
+    return jnp.where(kind == 0, r, jnp.where(kind == 1, ang, tor))
+
+
+class _MolArgs(NamedTuple):
+    coords: Array
+    masses: Array
+    atom_mask: Array
+    terms: object
+    refs: ReferenceArrays
+    stat_w: Array
+    saddle: Array
+
+
+def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
+    """Residual blocks of one molecule and its MM energy at the evaluation geometry."""
+    ff, n_modes, opts = spec_static
+    r = a.refs
+
+    def e_fn(x):
+        return energy(fp, x, a.terms, ff.form, ff.settings)
+
+    def hess(x):
+        return hessian(fp, x, a.terms, ff.form, ff.settings)
+
+    need_relaxed = (
+        opts.frequencies_at == "relaxed"
+        and (
+            r.freq_values is not None
+            or r.geom_values is not None
+            or r.cart_values is not None
+            or r.energy_values is not None
+        )
+        or (
+            opts.hessian_at == "relaxed" and (r.eig_values is not None or r.hess_values is not None)
+        )
+    )
+    if need_relaxed:
+        x_rel = relax(
+            fp, a.coords, a.terms, a.atom_mask, ff.form, ff.settings, opts.relax, a.saddle
+        ).coords
+    else:
+        x_rel = a.coords
+    x_eval = x_rel if opts.frequencies_at == "relaxed" else a.coords
+    x_hess = x_rel if opts.hessian_at == "relaxed" else a.coords
+
+    blocks: dict[str, Array] = {}
+    h_eval = None
+    if r.freq_values is not None:
+        h_eval = hess(x_eval)
+        lam = vibrational_eigenvalues(h_eval, x_eval, a.masses, n_modes, a.atom_mask)
+        nu = eigenvalue_to_frequency(lam)[r.freq_index]
+        blocks["frequency"] = r.freq_weights * (nu - r.freq_values)
+    if r.eig_values is not None or r.hess_values is not None:
+        h = h_eval if (h_eval is not None and x_hess is x_eval) else hess(x_hess)
+        if r.eig_values is not None:
+            em = eigenmatrix(h, r.eig_modes, a.masses)
+            blocks["eigenmatrix"] = r.eig_weights * (jnp.diagonal(em) - r.eig_values)
+            off = em - jnp.diag(jnp.diagonal(em))
+            wmask = r.eig_weights[:, None] * r.eig_weights[None, :] > 0
+            iu = jnp.triu_indices(n_modes, 1)
+            blocks["eigenmatrix_offdiagonal"] = (r.eig_offdiag_weight * jnp.where(wmask, off, 0.0))[
+                iu
+            ]
+        if r.hess_values is not None:
+            iu = jnp.triu_indices(h.shape[0])
+            blocks["hessian"] = (r.hess_weights * (h - r.hess_values))[iu]
+    if r.geom_values is not None:
+        vals = _geometry_values(x_eval, r.geom_atoms, r.geom_kind, r.geom_weights != 0)
+        diff = vals - r.geom_values
+        diff = jnp.where(r.geom_kind == 2, (diff + 180.0) % 360.0 - 180.0, diff)
+        blocks["geometry"] = r.geom_weights * diff
+    if r.cart_values is not None:
+        blocks["cartesian"] = (r.cart_weights * _kabsch_rmsd(x_eval, r.cart_values, a.atom_mask))[
+            None
+        ]
+    if opts.stationarity:
+        g = jax.grad(e_fn)(a.coords)
+        blocks["stationarity"] = (a.stat_w * jnp.where(a.atom_mask[:, None], g, 0.0)).reshape(-1)
+    e_mm = e_fn(x_eval) if r.energy_values is not None else jnp.zeros(())
+    return blocks, e_mm
+
+
+def residual_blocks(params: Float[Array, " p"], spec: ObjectiveSpec) -> dict[str, Array]:
+    """Weighted residuals by reference kind (each block flattened over molecules)."""
+    ff = spec.forcefield
+    fp = ff.full_params(params)
+    s = spec.system
+    args = _MolArgs(
+        s.coords,
+        s.masses,
+        s.atom_mask,
+        s.terms,
+        spec.refs,
+        spec.stationarity_weights,
+        spec.saddle_order,
+    )
+    static = (ff, spec.n_modes, spec.options)
+    blocks, e_mm = jax.vmap(lambda a: _molecule_blocks(fp, a, static))(args)
+    out = {k: v.reshape(-1) for k, v in blocks.items()}
+    r = spec.refs
+    if r.energy_values is not None:
+        g = r.energy_groups * (r.energy_weights > 0)[:, None]
+        counts = jnp.maximum(jnp.sum(g, 0), 1.0)
+
+        def centred(e):
+            return e - g @ (g.T @ e / counts)
+
+        out["energy"] = r.energy_weights * (centred(e_mm) - centred(r.energy_values))
+    if spec.forcefield.n_params:
+        out["regularization"] = jnp.sqrt(spec.lam) * (params - spec.p_ref) / spec.reg_scale
+    return out
+
+
+def residuals(params: Float[Array, " p"], spec: ObjectiveSpec) -> Float[Array, " r"]:
+    """The weighted residual vector (all blocks, L2 rows last)."""
+    blocks = residual_blocks(params, spec)
+    return jnp.concatenate([blocks[k] for k in sorted(blocks)])
+
+
+def loss(params: Float[Array, " p"], spec: ObjectiveSpec) -> Float[Array, ""]:
+    """sum(residuals^2) = data misfit + λ ||(p - p_ref)/scale||^2."""
+    r = residuals(params, spec)
+    return jnp.sum(r * r)
+
+
+def loss_breakdown(params, spec: ObjectiveSpec) -> dict[str, float]:
+    """Sum of squared residuals per block (host side, for reports)."""
+    blocks = residual_blocks(jnp.asarray(params), spec)
+    return {k: float(jnp.sum(v * v)) for k, v in blocks.items()}
+
+
+__all__ = [
+    "ObjectiveOptions",
+    "ObjectiveSpec",
+    "make_objective",
+    "residual_blocks",
+    "residuals",
+    "loss",
+    "loss_breakdown",
+]

@@ -1,0 +1,91 @@
+"""Multi-start: all starts in one vmapped call, identical to running each start alone."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from solver_problems import (
+    MAXITER,
+    objective,
+    quad_bounds,
+    quad_problem,
+    quad_solution,
+    rosen_problem,
+    rosen_start,
+)
+
+from q2jax.solvers import MultiStartResult, Status, as_bounds, minimize, perturbed_starts
+
+N = 5
+
+
+def test_perturbed_starts_stay_within_pct_and_bounds():
+    x0 = jnp.array([1.0, -2.0, 0.0, 0.9, 5.0])
+    lo, hi = jnp.full(N, -10.0), jnp.array([10.0, 10.0, 10.0, 0.95, 10.0])
+    s = np.asarray(perturbed_starts(x0, 50, 20.0, 7, (lo, hi)))
+    assert s.shape == (50, N)
+    np.testing.assert_array_equal(s[0], x0)  # start 0 is x0 itself
+    x = np.asarray(x0)
+    rel = np.abs(s[1:] - x) <= 0.2 * np.where(x != 0, np.abs(x), 1.0) + 1e-15
+    assert np.all(rel)
+    assert np.all(s[:, 3] <= 0.95)  # clipped to the bound
+    assert np.unique(s[1:, 0]).size == 49  # really random
+    # same seed, same starts; another seed, other starts
+    np.testing.assert_array_equal(s, perturbed_starts(x0, 50, 20.0, 7, (lo, hi)))
+    assert not np.allclose(s, perturbed_starts(x0, 50, 20.0, 8, (lo, hi)))
+
+
+def test_vmapped_multistart_equals_individual_runs():
+    """Every start of the batched run gives the same result as that start run alone."""
+    p = rosen_problem(N)
+    x0 = rosen_start(N)
+    ms = minimize(
+        objective,
+        x0,
+        p,
+        method="multi:jaxopt:lbfgsb",
+        maxiter=MAXITER,
+        tol=1e-9,
+        n_starts=6,
+        perturbation_pct=60.0,
+        seed=4,
+    )
+    assert isinstance(ms, MultiStartResult)
+    assert ms.all.params.shape == (6, N)
+    for i in range(6):
+        alone = minimize(
+            objective, ms.starts[i], p, method="jaxopt:lbfgsb", maxiter=MAXITER, tol=1e-9
+        )
+        np.testing.assert_allclose(ms.all.params[i], alone.params, atol=1e-10, rtol=0)
+        assert abs(int(ms.all.n_iter[i]) - int(alone.n_iter)) <= 0.05 * int(alone.n_iter) + 2
+        assert int(ms.all.status[i]) == int(alone.status)
+    # the best start is the global minimum of Rosenbrock-5
+    np.testing.assert_allclose(ms.params, np.ones(N), atol=1e-7)
+    assert int(ms.best_index) == int(np.argmin(np.asarray(ms.all.value)))
+    assert int(ms.n_evals) == int(np.sum(ms.all.n_evals))
+    assert "6 starts" in ms.summary()
+
+
+def test_multistart_bounded_quadratic():
+    p = quad_problem(N)
+    ms = minimize(
+        objective,
+        jnp.full(N, 0.5),
+        p,
+        method="multi:jaxopt:lbfgsb",
+        bounds=quad_bounds(N),
+        maxiter=MAXITER,
+        tol=1e-9,
+        n_starts=6,
+        perturbation_pct=60.0,
+        seed=4,
+    )
+    x = np.asarray(ms.all.params)
+    assert np.all(x >= 0.0) and np.all(x <= 1.0)
+    starts = np.asarray(ms.starts)
+    assert np.all(starts >= 0.0) and np.all(starts <= 1.0)
+    # convex problem: every start reaches the same bounded minimum
+    np.testing.assert_allclose(x, np.broadcast_to(quad_solution(p), x.shape), atol=1e-7)
+    assert np.all(np.asarray(ms.all.status) == Status.SUCCESS)
+    lo, hi = as_bounds(quad_bounds(N), jnp.zeros(N))
+    assert np.all(np.asarray(lo) == 0.0) and np.all(np.asarray(hi) == 1.0)
