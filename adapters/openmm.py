@@ -3,10 +3,12 @@ OpenMM energy engine (energies, forces, finite-difference Hessians,
 minimisation, frequencies) that needs no JAX differentiation.
 
 The OpenMM System holds exactly q2jax's energy of one molecule: the same
-term lists (``q2jax.system.build_terms``), the same functional forms, the
-same nonbonded pairs and 1-4 scale factors, no cutoffs; see
-``q2jax.adapters._openmm_forces`` for the force-by-force mapping. Atoms keep
-the molecule's order and masses.
+term lists (``q2jax.system.build_terms``, or the MM3* tables of
+``q2jax.io.mm3_assign``), the same functional forms (bend-bend,
+torsion-stretch, reduced hydrogen sites and MacroModel's van der Waals
+taper included), the same nonbonded pairs and 1-4 scale factors, no other
+cut-offs; see ``q2jax.adapters._openmm_forces`` for the force-by-force
+mapping. Atoms keep the molecule's order and masses.
 
 Units at this boundary: q2jax Å, kcal/mol, amu; OpenMM nm, kJ/mol, Da. Every
 value this module returns is in q2jax units (energy kcal/mol, gradient
@@ -46,13 +48,20 @@ from q2jax.units import ANGSTROM_TO_NM, KJ_TO_KCAL, NM_TO_ANGSTROM
 from ._openmm_forces import (
     FAMILIES,
     Piece,
+    bend_bend_piece,
     bend_piece,
+    compound_pair_pieces,
     electrostatic_pieces,
     out_of_plane_piece,
     require_openmm,
+    site_bend_piece,
+    site_stretch_bend_piece,
+    site_stretch_piece,
+    site_torsion_piece,
     stretch_bend_piece,
     stretch_piece,
     torsion_piece,
+    torsion_stretch_piece,
     vdw_pieces,
 )
 
@@ -79,6 +88,33 @@ def _rows(terms, group: str):
     return atoms, params
 
 
+# For each term slot, the slots its site may lie towards without changing the term's
+# geometry: a hydrogen's site on its own bond keeps bond lengths (divided back by f),
+# bend angles at its parent and dihedral planes through its parent.
+_SITE_FREE = {
+    "bond": ((1,), (0,)),
+    "angle": ((1,), (), (1,)),
+    "sb": ((1,), (), (1,)),
+    "torsion": ((1, 2), (2,), (1,), (1, 2)),
+    "ts": ((1, 2), (2,), (1,), (1, 2)),
+    "improper": ((), (), (), ()),
+    "bb": ((), (0,), (0,), (0,), (0,)),
+}
+
+
+def _needs_sites(atoms: np.ndarray, parents: np.ndarray, moved: np.ndarray,
+                 free: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """Rows (terms) whose value changes when their atoms move to their sites."""
+    out = np.zeros(atoms.shape[0], bool)
+    for slot, ok in enumerate(free):
+        a = atoms[:, slot]
+        on_own_bond = np.zeros_like(out)
+        for other in ok:
+            on_own_bond |= parents[a] == atoms[:, other]
+        out |= moved[a] & ~on_own_bond
+    return out
+
+
 def _pieces(mm, ff: ForceField, molecule: Molecule, terms: Terms | None) -> list[Piece]:
     """The OpenMM forces of ``molecule`` under ``ff``, family by family."""
     if ff.form not in FORMS:
@@ -90,30 +126,71 @@ def _pieces(mm, ff: ForceField, molecule: Molecule, terms: Terms | None) -> list
         raise InputError(f"term tables are for {np.asarray(terms.atom_charge_params).shape[0]} "
                          f"atoms, molecule {molecule.name!r} has {molecule.n_atoms}")
     out: list[Piece] = []
-    atoms, params = _rows(terms, "bond")
+    n = molecule.n_atoms
+    parents = np.asarray(terms.atom_site_parent, np.int64)[:n]
+    scales = np.asarray(terms.atom_site_scale, np.float64)[:n]
+    moved = (parents != np.arange(n)) & (scales != 1.0)  # atoms whose site is elsewhere
+
+    def split(group):  # (rows the sites leave unchanged, rows that need the sites)
+        atoms, params = _rows(terms, group)
+        at_site = _needs_sites(atoms, parents, moved, _SITE_FREE[group])
+        return (atoms[~at_site], params[~at_site]), (atoms[at_site], params[at_site])
+
+    (atoms, params), (s_atoms, s_params) = split("bond")
     if len(atoms):
         out.append(stretch_piece(mm, atoms, params, ff.form))
-    atoms, params = _rows(terms, "angle")
+    if len(s_atoms):
+        out.append(site_stretch_piece(mm, s_atoms, s_params, parents, scales, ff.form))
+    (atoms, params), (s_atoms, s_params) = split("angle")
     if len(atoms):
         out.append(bend_piece(mm, atoms, params, ff.form))
-    atoms, params = _rows(terms, "torsion")
+    if len(s_atoms):
+        out.append(site_bend_piece(mm, s_atoms, s_params, parents, scales, ff.form))
+    (atoms, params), (s_atoms, s_params) = split("torsion")
     if len(atoms):
         out.append(torsion_piece(mm, atoms, params))
-    atoms, params = _rows(terms, "improper")
+    if len(s_atoms):
+        out.append(site_torsion_piece(mm, s_atoms, s_params, parents, scales))
+    (atoms, params), (s_atoms, s_params) = split("improper")
+    if len(s_atoms):
+        raise EngineError("out-of-plane terms on reduced (MM3*) sites have no OpenMM form")
     if len(atoms):
         out.append(out_of_plane_piece(mm, atoms, params))
-    atoms, params = _rows(terms, "sb")
+    (atoms, params), (s_atoms, s_params) = split("sb")
     if len(atoms):
         out.append(stretch_bend_piece(mm, atoms, params))
+    if len(s_atoms):
+        out.append(site_stretch_bend_piece(mm, s_atoms, s_params, parents, scales))
+    (atoms, params), (s_atoms, s_params) = split("bb")
+    if len(atoms):
+        out.append(bend_bend_piece(mm, atoms, params))
+    if len(s_atoms):
+        out.append(bend_bend_piece(mm, s_atoms, s_params, parents, scales))
+    (atoms, params), (s_atoms, s_params) = split("ts")
+    if len(atoms):
+        out.append(torsion_stretch_piece(mm, atoms, params))
+    if len(s_atoms):
+        out.append(torsion_stretch_piece(mm, s_atoms, s_params, parents, scales))
     mask = np.asarray(terms.pair_mask, bool)
     pairs = np.asarray(terms.pair_atoms, np.int64)[mask]
     fams = ff.families()
-    n = molecule.n_atoms
-    if len(pairs) and "vdw" in fams:
+    pair_vdw = np.asarray(terms.pair_vdw_params, np.int64)[mask]
+    taper = np.asarray(terms.pair_taper, np.float64)[mask]
+    zero = ff.zero_slot
+    compound = len(pairs) and (moved[pairs].any() or (taper[:, 1] > 0.0).any()
+                               or (pair_vdw != zero).any())
+    if compound:
+        out += compound_pair_pieces(
+            mm, pairs, np.asarray(terms.pair_vdw_scale, np.float64)[mask],
+            np.asarray(terms.pair_elec_scale, np.float64)[mask], pair_vdw, taper,
+            np.asarray(terms.atom_vdw_params, np.int64), np.asarray(terms.atom_charge_params,
+                                                                    np.int64),
+            parents, scales, ff.form, float(ff.settings.dielectric), fams)
+    elif len(pairs) and "vdw" in fams:
         scale = np.asarray(terms.pair_vdw_scale, np.float64)[mask]
         out += vdw_pieces(mm, pairs, scale, np.asarray(terms.atom_vdw_params, np.int64),
                           ff.form, n)
-    if len(pairs) and "charge" in fams:
+    if not compound and len(pairs) and "charge" in fams:
         scale = np.asarray(terms.pair_elec_scale, np.float64)[mask]
         out += electrostatic_pieces(mm, pairs, scale,
                                     np.asarray(terms.atom_charge_params, np.int64),
@@ -169,7 +246,7 @@ def to_openmm_system(ff: ForceField, molecule: Molecule, *, terms: Terms | None 
     ``q2jax.io.mm3_assign``, ``Mm3ForceField.systems[i].terms``). Atoms in the
     molecule's order with its masses (amu); force group i holds family
     ``FAMILIES[i]`` (stretch, bend, torsion, out_of_plane, stretch_bend, vdw,
-    electrostatic). Positions must be given in nm.
+    electrostatic, bend_bend, torsion_stretch). Positions must be given in nm.
     """
     model = _build(ff, molecule, terms=terms)
     return model.system, model.topology

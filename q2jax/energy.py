@@ -1,12 +1,19 @@
 """MM energy, gradient and Hessian of a System under a force field.
 
-Every term family is a *local* energy ``e(x_local, theta)`` of the 2-4 atoms
+Every term family is a *local* energy ``e(x_local, theta)`` of the 2-5 atoms
 it involves; the molecular energy gathers each term's atoms and parameters
 (positions in ``ForceField.full_params``), evaluates the family vmapped over
 its terms and sums. The Hessian is assembled the same way, from the small
-per-term Hessians (6x6 to 12x12) scattered into the 3N x 3N matrix, which is
+per-term Hessians (6x6 to 15x15) scattered into the 3N x 3N matrix, which is
 much cheaper to compile and run than differentiating the whole energy
 twice; it stays differentiable (for relaxed-geometry frequencies).
+
+Bonded families act on the atoms' *sites* s = A x (``q2jax.terms.sites``:
+MM3's reduced hydrogen positions, as MacroModel's MM3* uses them; s = x for
+a plain atom), so their Hessian in atom coordinates is A^T H_s A (exact, the
+map is linear). The nonbonded family acts on atom positions: each pair term
+holds both atoms and their site parents (4 atoms), its energy depends on the
+site distance and, through MacroModel's van der Waals taper, on the real one.
 
 Units: coordinates Å, energy kcal/mol, gradient kcal/(mol Å), Hessian
 kcal/(mol Å^2).
@@ -34,10 +41,15 @@ from q2jax.terms import (
     harmonic_stretch,
     lennard_jones,
     mm3_bend,
+    mm3_bend_bend,
     mm3_buckingham,
     mm3_stretch,
+    mm3_torsion_stretch,
     out_of_plane,
+    site_coordinates,
+    site_map_transpose,
     stretch_bend,
+    vdw_taper,
 )
 from q2jax.units import DEG_TO_RAD
 
@@ -47,24 +59,36 @@ _DUMMY = {
     2: jnp.array([[0.0, 0.0, 0.0], [1.3, 0.0, 0.0]]),
     3: jnp.array([[1.1, 0.0, 0.0], [0.0, 0.0, 0.0], [0.3, 1.2, 0.0]]),
     4: jnp.array([[1.1, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.2], [0.7, 0.9, 1.3]]),
+    5: jnp.array(
+        [[0.0, 0.0, 0.0], [1.1, 0.0, 0.0], [0.3, 1.2, 0.0], [0.0, 0.2, 1.2], [-0.8, -0.7, 0.4]]
+    ),
 }
 _ONE = jnp.ones((1,), bool)
 _I2, _I3, _I4 = jnp.array([[0, 1]]), jnp.array([[0, 1, 2]]), jnp.array([[0, 1, 2, 3]])
+_BB_ANGLES = jnp.array([[1, 0, 2], [3, 0, 4]])  # bend-bend slots: centre, a1, b1, a2, b2
 
 
 class Family(NamedTuple):
-    """One term family: atoms (n, k), mask (n,), parameters theta (n, m), local energy."""
+    """One term family: atoms (n, k), mask (n,), parameters theta (n, m), local energy.
+
+    ``space`` says which coordinates the atoms index: ``"site"`` (bonded terms,
+    at the atoms' sites) or ``"atom"`` (nonbonded pairs). ``local_hessian``, if
+    given, replaces ``jax.hessian(local)`` (same signature, result (k, 3, k, 3)).
+    """
 
     name: str
     atoms: Array
     mask: Array
     theta: Array
     local: Callable[[Array, Array], Array]
+    space: str = "site"
+    local_hessian: Callable[[Array, Array], Array] | None = None
 
 
 def _stretch_local(mm3: bool):
     def e(x, th):
-        r = distances(x, _I2, _ONE)[0]
+        # th = [k, r0, length scale 1/(f_i f_j)]
+        r = distances(x, _I2, _ONE)[0] * th[2]
         return (mm3_stretch if mm3 else harmonic_stretch)(r, th[0], th[1])
 
     return e
@@ -79,8 +103,11 @@ def _bend_local(mm3: bool):
 
 
 def _torsion_local(x, th):
+    """Fourier torsion plus torsion-stretch: th = [V1, V2, V3, k_ts, r0, length scale].
+    One local for both families, so that the Hessian compiles one dihedral batch."""
     phi = dihedrals(x, _I4, _ONE)[0]
-    return fourier_torsion(phi, th[0], th[1], th[2])
+    r = distances(x, jnp.array([[1, 2]]), _ONE)[0] * th[5]
+    return fourier_torsion(phi, th[0], th[1], th[2]) + mm3_torsion_stretch(r - th[4], phi, th[3])
 
 
 def _oop_local(x, th):
@@ -88,22 +115,63 @@ def _oop_local(x, th):
 
 
 def _stretch_bend_local(x, th):
-    r1 = distances(x, jnp.array([[0, 1]]), _ONE)[0]
-    r2 = distances(x, jnp.array([[1, 2]]), _ONE)[0]
+    # th = [k, r0_ij, r0_jk, theta0, scale_ij, scale_jk]
+    r1 = distances(x, jnp.array([[0, 1]]), _ONE)[0] * th[4]
+    r2 = distances(x, jnp.array([[1, 2]]), _ONE)[0] * th[5]
     dth, _ = bend_deviation(x, _I3, _ONE, th[3:4])
     return stretch_bend(r1 - th[1], r2 - th[2], dth[0], th[0])
 
 
-def _pair_local(mm3: bool, dielectric: float):
+def _bend_bend_local(x, th):
+    # th = [k1, k2, theta0_1, theta0_2]
+    d, _ = bend_deviation(x, _BB_ANGLES, jnp.ones((2,), bool), th[2:4])
+    return mm3_bend_bend(d[0], d[1], th[0], th[1])
+
+
+
+# --- nonbonded pairs ------------------------------------------------------------------------
+# A pair term holds atoms (i, p_i, j, p_j), p the site parents, and
+# theta = [r*, eps, vdW scale (0 when absent), q_i q_j * elec scale, f_i, f_j, r_on, r_off].
+# Its energy is phi(d_site, d_real), d_site = s_j - s_i and d_real = x_j - x_i, both linear in
+# the four positions: d = C x with C below, so its local Hessian is C^T (d2 phi) C.
+
+
+def _pair_coefficients(th):
+    """C (2, 4): rows d_site, d_real; columns x_i, x_pi, x_j, x_pj."""
+    fi, fj = th[4], th[5]
+    return jnp.stack([
+        jnp.stack([-fi, fi - 1.0, fj, 1.0 - fj]),
+        jnp.array([-1.0, 0.0, 1.0, 0.0], dtype=th.dtype),
+    ])
+
+
+def _pair_parts(d_site, d_real, th, mm3: bool, dielectric: float):
+    """(vdW, electrostatic) energies of pairs from their site and real separations."""
     vdw = mm3_buckingham if mm3 else lennard_jones
+    rho = jnp.sqrt(jnp.sum(d_site * d_site, axis=-1))
+    r = jnp.sqrt(jnp.sum(d_real * d_real, axis=-1))
+    rstar = jnp.where(th[..., 2] != 0.0, th[..., 0], 1.0)
+    taper = vdw_taper(r, th[..., 6], th[..., 7])
+    e_vdw = th[..., 2] * taper * vdw(rho, rstar, th[..., 1])
+    e_ele = coulomb(rho, th[..., 3], 1.0, dielectric)
+    return e_vdw, e_ele
 
-    def e(x, th):
-        # th = [r*, eps, vdw scale (0 when absent), q_i q_j * elec scale]
-        r = distances(x, _I2, _ONE)[0]
-        rstar = jnp.where(th[2] != 0.0, th[0], 1.0)
-        return th[2] * vdw(r, rstar, th[1]) + coulomb(r, th[3], 1.0, dielectric)
 
-    return e
+def _pair_family(mm3: bool, dielectric: float):
+    def phi(d6, th):
+        e_vdw, e_ele = _pair_parts(d6[:3], d6[3:], th, mm3, dielectric)
+        return e_vdw + e_ele
+
+    def local(x, th):
+        d = _pair_coefficients(th) @ x  # (2, 3)
+        return phi(d.reshape(6), th)
+
+    def local_hessian(x, th):
+        c = _pair_coefficients(th)
+        h6 = jax.hessian(phi)((c @ x).reshape(6), th).reshape(2, 3, 2, 3)
+        return jnp.einsum("ua,vb,uivj->aibj", c, c, h6)
+
+    return local, local_hessian
 
 
 def families(
@@ -112,31 +180,25 @@ def families(
     form: str = "harmonic",
     settings: Settings = Settings(),
 ) -> tuple[Family, ...]:
-    """The term families of one molecule with their gathered parameters."""
+    """The term families of one molecule with their gathered parameters.
+
+    Bend-bend and torsion-stretch appear only when the tables have such rows
+    (MM3* force fields); every other family is always there (maybe empty)."""
     p = full_params
     mm3 = form == "mm3"
     bp, ap, tp = terms.bond_params, terms.angle_params, terms.torsion_params
     sp = terms.sb_params
-    pa = terms.pair_atoms
-    av = terms.atom_vdw_params
-    rstar = p[av[pa[:, 0], 0]] + p[av[pa[:, 1], 0]]
-    eps = jnp.sqrt(p[av[pa[:, 0], 1]] * p[av[pa[:, 1], 1]] + 1e-300)
-    q = p[terms.atom_charge_params]
-    pair_theta = jnp.stack(
-        [
-            rstar,
-            eps,
-            jnp.where(rstar > 0.0, terms.pair_vdw_scale, 0.0),
-            q[pa[:, 0]] * q[pa[:, 1]] * terms.pair_elec_scale,
-        ],
-        axis=-1,
-    )
-    return (
+    inv_f = 1.0 / terms.atom_site_scale
+
+    def scale(atoms, a, b):  # bond-length factor 1/(f_a f_b) of the bond atoms[:, a]-atoms[:, b]
+        return inv_f[atoms[:, a]] * inv_f[atoms[:, b]]
+
+    out = [
         Family(
             "stretch",
             terms.bond_atoms,
             terms.bond_mask,
-            jnp.stack([p[bp[:, 0]], p[bp[:, 1]]], -1),
+            jnp.stack([p[bp[:, 0]], p[bp[:, 1]], scale(terms.bond_atoms, 0, 1)], -1),
             _stretch_local(mm3),
         ),
         Family(
@@ -150,7 +212,8 @@ def families(
             "torsion",
             terms.torsion_atoms,
             terms.torsion_mask,
-            jnp.stack([p[tp[:, 0]], p[tp[:, 1]], p[tp[:, 2]]], -1),
+            jnp.concatenate([jnp.stack([p[tp[:, 0]], p[tp[:, 1]], p[tp[:, 2]]], -1),
+                             _columns(tp.shape[0], 0.0, 0.0, 1.0)], -1),
             _torsion_local,
         ),
         Family(
@@ -164,11 +227,69 @@ def families(
             "stretch_bend",
             terms.sb_atoms,
             terms.sb_mask,
-            jnp.stack([p[sp[:, 0]], p[sp[:, 1]], p[sp[:, 2]], p[sp[:, 3]] * DEG_TO_RAD], -1),
+            jnp.stack(
+                [p[sp[:, 0]], p[sp[:, 1]], p[sp[:, 2]], p[sp[:, 3]] * DEG_TO_RAD,
+                 scale(terms.sb_atoms, 0, 1), scale(terms.sb_atoms, 1, 2)],
+                -1,
+            ),
             _stretch_bend_local,
         ),
-        Family("nonbonded", pa, terms.pair_mask, pair_theta, _pair_local(mm3, settings.dielectric)),
+    ]
+    if terms.bb_atoms.shape[0]:
+        bb = terms.bb_params
+        out.append(Family(
+            "bend_bend",
+            terms.bb_atoms,
+            terms.bb_mask,
+            jnp.stack([p[bb[:, 0]], p[bb[:, 1]], p[bb[:, 2]] * DEG_TO_RAD,
+                       p[bb[:, 3]] * DEG_TO_RAD], -1),
+            _bend_bend_local,
+        ))
+    if terms.ts_atoms.shape[0]:
+        ts = terms.ts_params
+        out.append(Family(
+            "torsion_stretch",
+            terms.ts_atoms,
+            terms.ts_mask,
+            jnp.concatenate([_columns(ts.shape[0], 0.0, 0.0, 0.0), jnp.stack(
+                [p[ts[:, 0]], p[ts[:, 1]], scale(terms.ts_atoms, 1, 2)], -1)], -1),
+            _torsion_local,
+        ))
+    out.append(_nonbonded_family(p, terms, mm3, settings.dielectric))
+    return tuple(out)
+
+
+def _columns(n: int, *values: float) -> Array:
+    return jnp.broadcast_to(jnp.asarray(values), (n, len(values)))
+
+
+def _nonbonded_family(p, terms: Terms, mm3: bool, dielectric: float) -> Family:
+    pa = terms.pair_atoms
+    av = terms.atom_vdw_params
+    pv = terms.pair_vdw_params
+    special = p[pv[:, 0]] > 0.0  # a pair-specific r* replaces the combination rule
+    rstar = jnp.where(special, p[pv[:, 0]], p[av[pa[:, 0], 0]] + p[av[pa[:, 1], 0]])
+    eps = jnp.where(special, p[pv[:, 1]],
+                    jnp.sqrt(p[av[pa[:, 0], 1]] * p[av[pa[:, 1], 1]] + 1e-300))
+    q = p[terms.atom_charge_params]
+    f = terms.atom_site_scale
+    theta = jnp.stack(
+        [
+            rstar,
+            eps,
+            jnp.where(rstar > 0.0, terms.pair_vdw_scale, 0.0),
+            q[pa[:, 0]] * q[pa[:, 1]] * terms.pair_elec_scale,
+            f[pa[:, 0]],
+            f[pa[:, 1]],
+            terms.pair_taper[:, 0],
+            terms.pair_taper[:, 1],
+        ],
+        axis=-1,
     )
+    parent = terms.atom_site_parent
+    atoms = jnp.stack([pa[:, 0], parent[pa[:, 0]], pa[:, 1], parent[pa[:, 1]]], axis=-1)
+    local, local_hessian = _pair_family(mm3, dielectric)
+    return Family("nonbonded", atoms, terms.pair_mask, theta, local, "atom", local_hessian)
 
 
 def _local_coords(coords: Array, fam: Family) -> Array:
@@ -184,6 +305,10 @@ def _family_energies(coords: Array, fam: Family) -> Array:
     return jnp.where(fam.mask, e, 0.0)
 
 
+def _sites(coords: Array, terms: Terms) -> Array:
+    return site_coordinates(coords, terms.atom_site_parent, terms.atom_site_scale)
+
+
 def energy_components(
     full_params: Float[Array, " p_all"],
     coords: Float[Array, "atoms 3"],
@@ -192,17 +317,18 @@ def energy_components(
     settings: Settings = Settings(),
 ) -> dict[str, Array]:
     """Energy of each term family, kcal/mol. The nonbonded family is split
-    into ``vdw`` and ``electrostatic`` for reports."""
+    into ``vdw`` and ``electrostatic`` for reports; ``bend_bend`` and
+    ``torsion_stretch`` appear only when the term tables have them."""
     out = {}
+    sites = _sites(coords, terms)
     for fam in families(full_params, terms, form, settings):
         if fam.name != "nonbonded":
-            out[fam.name] = jnp.sum(_family_energies(coords, fam))
+            out[fam.name] = jnp.sum(_family_energies(sites, fam))
             continue
-        r = distances(coords, fam.atoms, fam.mask)
-        th = fam.theta
-        vdw = mm3_buckingham if form == "mm3" else lennard_jones
-        e_vdw = th[:, 2] * vdw(r, jnp.where(th[:, 2] != 0.0, th[:, 0], 1.0), th[:, 1])
-        e_ele = coulomb(r, th[:, 3], 1.0, settings.dielectric)
+        x = _local_coords(coords, fam)  # (n, 4, 3)
+        d = jnp.einsum("nua,nai->nui", jax.vmap(_pair_coefficients)(fam.theta), x)
+        e_vdw, e_ele = _pair_parts(d[:, 0], d[:, 1], fam.theta, form == "mm3",
+                                   settings.dielectric)
         out["vdw"] = jnp.sum(jnp.where(fam.mask, e_vdw, 0.0))
         out["electrostatic"] = jnp.sum(jnp.where(fam.mask, e_ele, 0.0))
     return out
@@ -217,14 +343,47 @@ def energy(
 ) -> Float[Array, ""]:
     """Total MM energy, kcal/mol."""
     total = jnp.zeros((), coords.dtype)
-    for fam in families(full_params, terms, form, settings):
-        total = total + jnp.sum(_family_energies(coords, fam))
+    sites = _sites(coords, terms)
+    for fam in _merged(families(full_params, terms, form, settings)):
+        x = sites if fam.space == "site" else coords
+        total = total + jnp.sum(_family_energies(x, fam))
     return total
 
 
 def gradient(full_params, coords, terms, form="harmonic", settings=Settings()):
     """dE/dx, kcal/(mol Å), shape (atoms, 3)."""
     return jax.grad(energy, argnums=1)(full_params, coords, terms, form, settings)
+
+
+def _scatter_family_hessian(h: Array, x: Array, fam: Family) -> Array:
+    m, k = fam.atoms.shape
+    if m == 0:
+        return h
+    hess = fam.local_hessian if fam.local_hessian is not None else jax.hessian(fam.local)
+    local = jax.vmap(hess)(_local_coords(x, fam), fam.theta)
+    local = jnp.where(fam.mask[:, None, None, None, None], local, 0.0)  # (m, k, 3, k, 3)
+    rows = jnp.broadcast_to(fam.atoms[:, :, None], (m, k, k))
+    cols = jnp.broadcast_to(fam.atoms[:, None, :], (m, k, k))
+    blocks = jnp.transpose(local, (0, 1, 3, 2, 4))  # (m, k, k, 3, 3)
+    return h.at[rows, :, cols, :].add(blocks)
+
+
+def _merged(fams: tuple[Family, ...]) -> list[Family]:
+    """Families sharing one local function (torsion and torsion-stretch) as one batch."""
+    groups: dict[tuple, list[Family]] = {}
+    for f in fams:
+        groups.setdefault((f.local, f.local_hessian, f.space), []).append(f)
+    out = []
+    for g in groups.values():
+        if len(g) == 1:
+            out.append(g[0])
+            continue
+        out.append(g[0]._replace(
+            atoms=jnp.concatenate([f.atoms for f in g]),
+            mask=jnp.concatenate([f.mask for f in g]),
+            theta=jnp.concatenate([f.theta for f in g]),
+        ))
+    return out
 
 
 def hessian(
@@ -237,17 +396,15 @@ def hessian(
     """Cartesian Hessian d2E/dx2, kcal/(mol Å^2), shape (3N, 3N), assembled
     from per-term local Hessians (differentiable in parameters and coordinates)."""
     n = coords.shape[0]
-    h = jnp.zeros((n, 3, n, 3), coords.dtype)
-    for fam in families(full_params, terms, form, settings):
-        m, k = fam.atoms.shape
-        if m == 0:
-            continue
-        local = jax.vmap(jax.hessian(fam.local))(_local_coords(coords, fam), fam.theta)
-        local = jnp.where(fam.mask[:, None, None, None, None], local, 0.0)  # (m, k, 3, k, 3)
-        rows = jnp.broadcast_to(fam.atoms[:, :, None], (m, k, k))
-        cols = jnp.broadcast_to(fam.atoms[:, None, :], (m, k, k))
-        blocks = jnp.transpose(local, (0, 1, 3, 2, 4))  # (m, k, k, 3, 3)
-        h = h.at[rows, :, cols, :].add(blocks)
+    h_site = jnp.zeros((n, 3, n, 3), coords.dtype)
+    h_atom = jnp.zeros((n, 3, n, 3), coords.dtype)
+    sites = _sites(coords, terms)
+    for fam in _merged(families(full_params, terms, form, settings)):
+        if fam.space == "site":
+            h_site = _scatter_family_hessian(h_site, sites, fam)
+        else:
+            h_atom = _scatter_family_hessian(h_atom, coords, fam)
+    h = site_map_transpose(h_site, terms.atom_site_parent, terms.atom_site_scale) + h_atom
     return h.reshape(3 * n, 3 * n)
 
 

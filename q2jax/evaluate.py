@@ -11,6 +11,7 @@ information only: there the MM model is generally not stationary.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -22,7 +23,7 @@ from q2jax.energy import energy, hessian
 from q2jax.forcefield import ForceField
 from q2jax.molecule import Molecule
 from q2jax.objective import _kabsch_rmsd
-from q2jax.relax import RelaxOptions, relax
+from q2jax.relax import RelaxOptions
 from q2jax.system import build_batch
 from q2jax.vibrations import eigenvalue_to_frequency, vibrational_eigenvalues
 
@@ -57,11 +58,12 @@ class MoleculeEvaluation:
     qm_frequencies_cm1: list[float]
     saddle_order: int
     at_qm_geometry: dict = field(default_factory=dict)
+    relaxed_coords: np.ndarray | None = None  # Å
 
     def state(self) -> dict:
         """The STATE object of report.json (CONTRACTS.md)."""
         d = asdict(self)
-        for k in ("name", "qm_frequencies_cm1"):
+        for k in ("name", "qm_frequencies_cm1", "relaxed_coords"):
             d.pop(k)
         return d
 
@@ -79,23 +81,26 @@ def evaluate(
     transition_state: Sequence[bool] | None = None,
     relax_options: RelaxOptions = RelaxOptions(max_steps=500, gtol=1e-8),
     params=None,
+    system=None,
 ) -> list[MoleculeEvaluation]:
     """Relax every molecule with the force field and compare with QM.
 
     ``transition_state`` defaults to "QM has a frequency below -50 cm^-1";
     such molecules are relaxed to a first-order saddle. Molecules in
-    ``molecules`` are at their QM geometries.
+    ``molecules`` are at their QM geometries. ``system`` optionally supplies the
+    stacked term tables (e.g. ``Mm3ForceField.batch()``).
     """
     mols = list(molecules)
     qm = [np.asarray(q, float) for q in qm_frequencies]
     if transition_state is None:
         transition_state = [bool(np.any(q < -TS_THRESHOLD_CM1)) for q in qm]
-    batch = build_batch(forcefield, mols)
+    batch = build_batch(forcefield, mols) if system is None else system
     n_modes = max(m.n_vibrations for m in mols)
     fp = forcefield.full_params(params)
     orders = jnp.asarray([1 if t else 0 for t in transition_state], jnp.int32)
     figures = _evaluate_batch(
-        fp, batch, orders, forcefield.form, forcefield.settings, n_modes, relax_options
+        fp, batch.coords, batch.masses, batch.atom_mask, batch.terms, orders, forcefield.form,
+        forcefield.settings, n_modes, relax_options,
     )
     figures = jax.tree_util.tree_map(np.asarray, figures)
     out = []
@@ -135,41 +140,37 @@ def evaluate(
 
 
 def _evaluate_one(fp, coords, masses, mask, terms, order, form, settings, n_modes, opts):
+    from q2jax.relax import _solve_stationary
+
     def e_fn(x):
         return energy(fp, x, terms, form, settings)
 
-    def freqs(x):
-        h = hessian(fp, x, terms, form, settings)
-        return eigenvalue_to_frequency(vibrational_eigenvalues(h, x, masses, n_modes, mask))
+    def h_fn(x):
+        return hessian(fp, x, terms, form, settings)
 
-    res = relax(fp, coords, terms, mask, form, settings, opts, order)
+    def freqs(x):
+        return eigenvalue_to_frequency(vibrational_eigenvalues(h_fn(x), x, masses, n_modes, mask))
+
+    # no derivatives are needed here: the plain stationary-point search suffices
+    x_rel, _ = _solve_stationary(e_fn, h_fn, coords, mask, order, opts)
+    g_rel = jax.grad(e_fn)(x_rel)
     g_qm = jax.grad(e_fn)(coords)
+    max_force = jnp.max(jnp.where(mask[:, None], jnp.abs(g_rel), 0.0))
     return {
-        "nu_relaxed": freqs(res.coords),
+        "nu_relaxed": freqs(x_rel),
         "nu_qm_geometry": freqs(coords),
-        "geom_rmsd": _kabsch_rmsd(res.coords, coords, mask),
-        "max_force": res.max_force,
-        "converged": res.converged,
+        "geom_rmsd": _kabsch_rmsd(x_rel, coords, mask),
+        "max_force": max_force,
+        "converged": max_force <= 10.0 * opts.gtol,
         "max_force_qm_geometry": jnp.max(jnp.where(mask[:, None], jnp.abs(g_qm), 0.0)),
+        "coords": x_rel,
     }
 
 
-def _evaluate_batch(fp, batch, orders, form, settings, n_modes, opts):
-    fn = jax.jit(
-        jax.vmap(_evaluate_one, in_axes=(None, 0, 0, 0, 0, 0, None, None, None, None)),
-        static_argnums=(6, 7, 8, 9),
-    )
-    return fn(
-        fp,
-        batch.coords,
-        batch.masses,
-        batch.atom_mask,
-        batch.terms,
-        orders,
-        form,
-        settings,
-        n_modes,
-        opts,
+@functools.partial(jax.jit, static_argnums=(6, 7, 8, 9))
+def _evaluate_batch(fp, coords, masses, mask, terms, orders, form, settings, n_modes, opts):
+    return jax.vmap(_evaluate_one, in_axes=(None, 0, 0, 0, 0, 0, None, None, None, None))(
+        fp, coords, masses, mask, terms, orders, form, settings, n_modes, opts
     )
 
 

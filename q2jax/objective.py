@@ -89,18 +89,27 @@ def make_objective(
     transition_state: bool | Sequence[bool] = False,
     relax_options: RelaxOptions = RelaxOptions(),
     n_atoms: int | None = None,
+    system: System | None = None,
 ) -> ObjectiveSpec:
     """Freeze a force field and a reference set into an ObjectiveSpec.
 
     ``p_ref`` defaults to the force field's current (starting) parameters.
     ``transition_state`` marks molecules whose relaxation seeks a first-order
-    saddle (TS force fields with natural eigenvalues, Method D/E).
+    saddle (TS force fields with natural eigenvalues, Method D/E). ``system``
+    supplies ready-made stacked term tables (e.g. ``Mm3ForceField.batch()``, whose
+    MM3* assignment depends on more than atom types); by default they are built
+    from the force field's atom-type keys.
     """
     if frequencies_at not in PLACES or hessian_at not in PLACES:
         raise InputError(f"frequencies_at / hessian_at must be one of {PLACES}")
     refs.validate()
     mols = refs.molecules
-    batch = build_batch(forcefield, mols, n_atoms=n_atoms)
+    if system is None:
+        batch = build_batch(forcefield, mols, n_atoms=n_atoms)
+    else:
+        batch = system
+        if batch.coords.ndim != 3 or batch.coords.shape[0] != len(mols):
+            raise InputError(f"system must be a stacked batch of {len(mols)} molecules")
     n_pad = batch.coords.shape[1]
     n_modes = max(m.n_vibrations for m in mols)
     arrays = build_reference_arrays(refs, n_pad, n_modes)

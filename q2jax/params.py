@@ -30,6 +30,14 @@ KINDS: dict[str, Kind] = {
     "vdw_radius": Kind("vdw", "A", 0.3, 5.0, 1.8, "r", 0.1),
     "vdw_epsilon": Kind("vdw", "kcal/mol", 0.0, 5.0, 0.05, "eps", 0.02),
     "charge": Kind("charge", "e", -5.0, 5.0, 0.0, "q", 0.1),
+    # MM3 cross terms and pair-specific van der Waals (MacroModel MM3* .fld lines 2, 8, 6):
+    # bend-bend E = -k_i k_j dtheta_i dtheta_j (one factor per angle type, radians);
+    # torsion-stretch E = -k (r - r0) (1 + cos 3 phi) about the central bond;
+    # a vdW pair line replaces the combined r* and eps of one pair of atom types.
+    "bend_bend_k": Kind("bend_bend", "(kcal/mol)^0.5/rad", -50.0, 50.0, 0.0, "kbb", 0.1),
+    "torsion_stretch_k": Kind("torsion_stretch", "kcal/mol/A", -50.0, 50.0, 0.0, "kts", 0.1),
+    "vdw_pair_rstar": Kind("vdw_pair", "A", 0.6, 10.0, 3.6, "r", 0.1),
+    "vdw_pair_epsilon": Kind("vdw_pair", "kcal/mol", 0.0, 5.0, 0.05, "eps", 0.02),
 }
 
 FAMILY_KINDS: dict[str, tuple[str, ...]] = {
@@ -40,6 +48,9 @@ FAMILY_KINDS: dict[str, tuple[str, ...]] = {
     "stretch_bend": ("stretch_bend_k",),
     "vdw": ("vdw_radius", "vdw_epsilon"),
     "charge": ("charge",),
+    "bend_bend": ("bend_bend_k",),
+    "torsion_stretch": ("torsion_stretch_k",),
+    "vdw_pair": ("vdw_pair_rstar", "vdw_pair_epsilon"),
 }
 
 FAMILY_ARITY: dict[str, int] = {
@@ -50,19 +61,24 @@ FAMILY_ARITY: dict[str, int] = {
     "stretch_bend": 3,
     "vdw": 1,
     "charge": 1,
+    "bend_bend": 3,
+    "torsion_stretch": 4,
+    "vdw_pair": 2,
 }
 
 
 def canonical_key(family: str, types) -> tuple[str, ...]:
     """The one ordering of atom types under which a parameter is stored.
 
-    Bonds, angles, stretch-bends and torsions read the same backwards; an
-    out-of-plane key is the centre followed by its three neighbours sorted.
+    Bonds, angles, stretch-bends, bend-bends (keyed by the angle), torsions,
+    torsion-stretches and vdW pairs read the same backwards; an out-of-plane key
+    is the centre followed by its three neighbours sorted.
     """
     t = tuple(str(x) for x in types)
     if len(t) != FAMILY_ARITY[family]:
         raise ValueError(f"{family} key needs {FAMILY_ARITY[family]} atom types, got {t}")
-    if family in ("bond", "angle", "torsion", "stretch_bend"):
+    if family in ("bond", "angle", "torsion", "stretch_bend", "bend_bend", "torsion_stretch",
+                  "vdw_pair"):
         return min(t, t[::-1])
     if family == "improper":
         return (t[0],) + tuple(sorted(t[1:]))

@@ -68,25 +68,23 @@ def _newton_step(grad_flat, hess, proj, trust, saddle_order, opts: RelaxOptions)
 
 def _solve_stationary(e_fn, h_fn, coords0, atom_mask, saddle_order, opts: RelaxOptions):
     """Trust-region eigenvector following; returns (coords, n_steps).
-    ``e_fn(x)`` is the energy, ``h_fn(x)`` the (3N, 3N) Hessian."""
+    ``e_fn(x)`` is the energy, ``h_fn(x)`` the (3N, 3N) Hessian. Each step
+    costs one Hessian and one energy-and-gradient evaluation (the energy
+    function is traced twice in all, which keeps compilation small)."""
     shape = coords0.shape
     mask3 = jnp.repeat(atom_mask, 3)
 
-    def gfun(xf):
-        return jnp.where(mask3, jax.grad(e_fn)(xf.reshape(shape)).reshape(-1), 0.0)
-
-    def hfun(xf):
-        return h_fn(xf.reshape(shape))
-
-    def merit(xf):
-        # energy for minima; squared gradient for saddles (saddle_order may be traced)
-        g = gfun(xf)
-        return jnp.where(saddle_order == 0, e_fn(xf.reshape(shape)), jnp.sum(g * g))
+    def value_and_grad(xf):
+        e, g = jax.value_and_grad(e_fn)(xf.reshape(shape))
+        g = jnp.where(mask3, g.reshape(-1), 0.0)
+        # merit: energy for minima, squared gradient for saddles (saddle_order may be traced)
+        return jnp.where(saddle_order == 0, e, jnp.sum(g * g)), g
 
     x0 = coords0.reshape(-1)
 
     def cond(state):
-        xf, _, gmax, trust, it = state
+        xf, _, g, trust, it = state
+        gmax = jnp.max(jnp.abs(g))
         moved = jnp.max(jnp.linalg.norm((xf - x0).reshape(shape), axis=1))
         return (
             (gmax > opts.gtol)
@@ -97,13 +95,12 @@ def _solve_stationary(e_fn, h_fn, coords0, atom_mask, saddle_order, opts: RelaxO
         )
 
     def body(state):
-        xf, m, gmax, trust, it = state
-        g = gfun(xf)
-        h = hfun(xf)
+        xf, m, g, trust, it = state
+        h = h_fn(xf.reshape(shape))
         proj = _projector(xf.reshape(shape), atom_mask)
         step = _newton_step(g, h, proj, trust, saddle_order, opts)
         x_new = xf + step
-        m_new = merit(x_new)
+        m_new, g_new = value_and_grad(x_new)
         # accept downhill moves (minimum) or moves that shrink |g| (saddle); near
         # convergence round-off makes the merit flat, so accept tiny steps too
         ok = jnp.isfinite(m_new) & (
@@ -111,20 +108,15 @@ def _solve_stationary(e_fn, h_fn, coords0, atom_mask, saddle_order, opts: RelaxO
         )
         xf = jnp.where(ok, x_new, xf)
         m = jnp.where(ok, m_new, m)
+        g = jnp.where(ok, g_new, g)
         full = jnp.linalg.norm(step) >= 0.99 * trust
         trust = jnp.where(
             ok, jnp.where(full, jnp.minimum(2.0 * trust, opts.max_trust), trust), 0.25 * trust
         )
-        gmax = jnp.max(jnp.abs(gfun(xf)))
-        return xf, m, gmax, trust, it + 1
+        return xf, m, g, trust, it + 1
 
-    state0 = (
-        x0,
-        merit(x0),
-        jnp.max(jnp.abs(gfun(x0))),
-        jnp.asarray(opts.trust_radius, x0.dtype),
-        jnp.asarray(0),
-    )
+    m0, g0 = value_and_grad(x0)
+    state0 = (x0, m0, g0, jnp.asarray(opts.trust_radius, x0.dtype), jnp.asarray(0))
     xf, _, _, _, it = jax.lax.while_loop(cond, body, state0)
     return xf.reshape(shape), it
 

@@ -30,12 +30,19 @@ Parameter set (``parameters``):
 * ``"used"``: the OPT-substructure values the structures actually use
   (96: 8 bonds, 22 angles, 12 torsions), van der Waals fixed.
 
-Everything else (the MM3 main section, stretch-bends, impropers, charges) is
-fixed. See :mod:`q2jax.io.mm3_assign` for the MM3* terms q2jax models and
-what it leaves out. Van der Waals of RH use the file's RH row (2.69 Å,
-0.14 kcal/mol, Donoghue's values); MacroModel's .mmo for this set used the
-Z0 row instead (its atom.typ maps type 250 to Z0): pass
-``vdw_aliases={"RH": "Z0"}`` to reproduce that.
+Everything else (the MM3 main section, stretch-bends, bend-bends,
+torsion-stretches, impropers, charges) is fixed. See
+:mod:`q2jax.io.mm3_assign` for the MM3* terms q2jax models and what it
+leaves out.
+
+By default the energy is MacroModel's MM3* as it ran for the published
+force field (checked family by family against its .mmo printout in
+tests/test_rh_enamide.py): Rh takes the Z0 van der Waals row (MacroModel's
+atom.typ maps type 250 there; ``vdw_aliases={}`` uses the file's own RH row,
+2.69 Å and 0.14 kcal/mol, Donoghue's values), bond-dipole charges use
+MacroModel's 4.803 D/(e Å), the Coulomb constant is the file's 1389.5 kJ
+Å/mol/e^2, van der Waals well depths are tapered between 6 and 8 Å
+(``vdw_taper``), and hydrogens sit at MM3's reduced sites in every term.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from q2jax.io._text import parse_int, read_text
 from q2jax.io.jaguar import read_jaguar_in, read_jaguar_out
 from q2jax.io.macromodel import read_mae_all
 from q2jax.io.mm3_assign import (
+    MACROMODEL_VDW_TAPER,
     Mm3ForceField,
     assign_parameters,
     build_mm3_forcefield,
@@ -60,6 +68,7 @@ from q2jax.io.mm3_assign import (
 from q2jax.io.mm3_fld import Fld, FldParam, FldVdw, read_fld
 from q2jax.io.qmdata import QMData
 from q2jax.molecule import Molecule
+from q2jax.units import MACROMODEL_DEBYE_PER_E_ANGSTROM
 
 __all__ = ["load_rh_enamide", "load_rh_enamide_set", "RhEnamideSet", "RH_ENAMIDE_DIR",
            "RH_ENAMIDE_FLD", "read_mae_bond_orders"]
@@ -83,6 +92,8 @@ _JAGUAR = (
     "9RR-Me-BPEpro-SConformation2fromJCTCSI_isomer8",
 )
 N_Q2MM_PARAMETERS = 182
+MACROMODEL_VDW_ALIASES = {"RH": "Z0"}
+"""MacroModel's atom.typ maps the Rh type (250) to Z0's van der Waals row."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +125,13 @@ def load_rh_enamide_set(
     parameters: str = "q2mm",
     vdw_aliases: dict[str, str] | None = None,
     electrostatics: bool = True,
+    vdw_taper: tuple[float, float] | None = MACROMODEL_VDW_TAPER,
     data_dir: str | Path | None = None,
 ) -> RhEnamideSet:
-    """Load the set (see the module docstring)."""
+    """Load the set (see the module docstring). ``vdw_aliases`` defaults to
+    MacroModel's ``{"RH": "Z0"}``; ``vdw_taper`` (r_on, r_off) Å or None."""
+    if vdw_aliases is None:
+        vdw_aliases = MACROMODEL_VDW_ALIASES
     root = Path(data_dir) if data_dir is not None else RH_ENAMIDE_DIR
     if start not in RH_ENAMIDE_FLD:
         raise InputError(f"start must be one of {sorted(RH_ENAMIDE_FLD)}, got {start!r}")
@@ -125,7 +140,8 @@ def load_rh_enamide_set(
     fld = read_fld(root / RH_ENAMIDE_FLD[start])
     molecules, qm = _structures(root)
     orders = read_mae_bond_orders(root / _SET / f"{_SET}.mae")
-    assignments = [assign_parameters(fld, m, o, vdw_aliases=vdw_aliases)
+    assignments = [assign_parameters(fld, m, o, vdw_aliases=vdw_aliases,
+                                     debye_per_e_angstrom=MACROMODEL_DEBYE_PER_E_ANGSTROM)
                    for m, o in zip(molecules, orders, strict=True)]
     base = read_fld(root / "mm3.fld")
     # the Rh sections: OPT-flagged in mm3.fld (final.fld drops the flag), found by pattern
@@ -141,7 +157,8 @@ def load_rh_enamide_set(
             return opt(rec, kind) or (isinstance(rec, FldVdw) and rec.line in base_rows)
 
     mm3 = build_mm3_forcefield(fld, molecules, assignments, trainable=trainable,
-                               include_lines=include, electrostatics=electrostatics)
+                               include_lines=include, electrostatics=electrostatics,
+                               vdw_taper=vdw_taper)
     return RhEnamideSet(mm3.forcefield, tuple(molecules), tuple(qm), mm3, fld)
 
 

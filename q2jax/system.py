@@ -5,6 +5,12 @@ evaluated with ``vmap``; padded atoms and terms are masked out.
 
 Term tables hold atom indices and *positions* of parameters in
 ``ForceField.full_params()``; absent parameters point at its zero slot.
+
+Bonded terms are evaluated at each atom's *site* (``atom_site_parent``,
+``atom_site_scale``: MM3's reduced hydrogen positions as MacroModel uses them,
+see ``q2jax.terms.sites``; every atom is its own site unless a MacroModel
+MM3* assignment says otherwise). Nonbonded pairs take their distance between
+sites and their van der Waals taper (``pair_taper``) from the real distance.
 """
 
 from __future__ import annotations
@@ -47,6 +53,16 @@ class Terms(eqx.Module):
     pair_mask: Bool[Array, " np"]
     atom_vdw_params: Int[Array, "atoms 2"]  # radius, epsilon
     atom_charge_params: Int[Array, " atoms"]
+    bb_atoms: Int[Array, "nbb 5"]  # centre c, a1, b1, a2, b2: angles a1-c-b1 and a2-c-b2
+    bb_params: Int[Array, "nbb 4"]  # k1, k2, theta0_1, theta0_2
+    bb_mask: Bool[Array, " nbb"]
+    ts_atoms: Int[Array, "nts 4"]
+    ts_params: Int[Array, "nts 2"]  # k, r0 of the central bond
+    ts_mask: Bool[Array, " nts"]
+    pair_vdw_params: Int[Array, "np 2"]  # pair-specific r*, eps (zero slot: combination rule)
+    pair_taper: Float[Array, "np 2"]  # r_on, r_off (Å) of the eps taper; r_off = 0: none
+    atom_site_parent: Int[Array, " atoms"]  # the atom whose bond the site lies on (or itself)
+    atom_site_scale: Float[Array, " atoms"]  # f in s = x_p + f (x - x_p); 1 for a plain atom
 
 
 class System(eqx.Module):
@@ -125,6 +141,9 @@ def build_terms(ff: ForceField, molecule: Molecule, *, allow_missing: bool = Fal
     else:
         sb_atoms, sb_par = np.zeros((0, 3), np.int32), np.zeros((0, 4), np.int32)
 
+    bb_atoms, bb_par = _bend_bend_rows(pos, zero, fams, t, topo.angles, missing, need)
+    ts_atoms, ts_par = _torsion_stretch_rows(pos, zero, fams, t, topo.torsions, missing, need)
+
     n = molecule.n_atoms
     has_vdw, has_q = "vdw" in fams, "charge" in fams
     atom_vdw = np.full((n, 2), zero, np.int32)
@@ -151,6 +170,16 @@ def build_terms(ff: ForceField, molecule: Molecule, *, allow_missing: bool = Fal
     s = ff.settings
     vdw_scale = np.where(is14, s.vdw_14_scale, 1.0)
     elec_scale = np.where(is14, s.elec_14_scale, 1.0)
+    pair_vdw = np.full((pairs.shape[0], 2), zero, np.int32)
+    if "vdw_pair" in fams:
+        for m, (i, j) in enumerate(pairs.tolist()):
+            key = canonical_key("vdw_pair", (t[i], t[j]))
+            if ("vdw_pair_rstar", key) in pos:
+                pair_vdw[m] = [pos[("vdw_pair_rstar", key)],
+                               _lookup(pos, zero, "vdw_pair_epsilon", key, missing, True)]
+        if missing:
+            raise TopologyError(f"force field has no parameters for {', '.join(sorted(missing))}"
+                                f" needed by molecule {molecule.name!r}")
 
     def ones(x):
         return jnp.ones((x.shape[0],), bool)
@@ -177,7 +206,52 @@ def build_terms(ff: ForceField, molecule: Molecule, *, allow_missing: bool = Fal
         pair_mask=ones(pairs),
         atom_vdw_params=jnp.asarray(atom_vdw),
         atom_charge_params=jnp.asarray(atom_q),
+        bb_atoms=jnp.asarray(bb_atoms),
+        bb_params=jnp.asarray(bb_par),
+        bb_mask=ones(bb_atoms),
+        ts_atoms=jnp.asarray(ts_atoms),
+        ts_params=jnp.asarray(ts_par),
+        ts_mask=ones(ts_atoms),
+        pair_vdw_params=jnp.asarray(pair_vdw),
+        pair_taper=jnp.zeros((pairs.shape[0], 2), jnp.float64),
+        atom_site_parent=jnp.arange(n, dtype=jnp.int32),
+        atom_site_scale=jnp.ones((n,), jnp.float64),
     )
+
+
+def _bend_bend_rows(pos, zero, fams, types, angles, missing, need):
+    """Bend-bend terms: every pair of angles at one centre whose angle types both
+    have a ``bend_bend_k`` (MacroModel couples all such pairs, shared end or not)."""
+    rows, params = [], []
+    if "bend_bend" in fams:
+        by_centre: dict[int, list] = {}
+        for i, j, k in angles:
+            key = canonical_key("angle", (types[i], types[j], types[k]))
+            kb = pos.get(("bend_bend_k", key))
+            if kb is not None:
+                eq = _lookup(pos, zero, "angle_eq", key, missing, need)
+                by_centre.setdefault(j, []).append((i, k, kb, eq))
+        for j, group in by_centre.items():
+            for n, (a1, b1, k1, e1) in enumerate(group):
+                for a2, b2, k2, e2 in group[n + 1:]:
+                    rows.append([j, a1, b1, a2, b2])
+                    params.append([k1, k2, e1, e2])
+    return np.asarray(rows, np.int32).reshape(-1, 5), np.asarray(params, np.int32).reshape(-1, 4)
+
+
+def _torsion_stretch_rows(pos, zero, fams, types, torsions, missing, need):
+    """Torsion-stretch terms: every torsion whose type has a ``torsion_stretch_k``,
+    with the equilibrium length of its central bond."""
+    rows, params = [], []
+    if "torsion_stretch" in fams:
+        for a in torsions:
+            key = canonical_key("torsion_stretch", tuple(types[i] for i in a))
+            k = pos.get(("torsion_stretch_k", key))
+            if k is not None:
+                bkey = canonical_key("bond", (types[a[1]], types[a[2]]))
+                rows.append(list(a))
+                params.append([k, _lookup(pos, zero, "bond_eq", bkey, missing, need)])
+    return np.asarray(rows, np.int32).reshape(-1, 4), np.asarray(params, np.int32).reshape(-1, 2)
 
 
 def build_system(ff: ForceField, molecule: Molecule, *, allow_missing: bool = False) -> System:
@@ -201,10 +275,13 @@ def _pad_rows(x: np.ndarray, n: int, fill) -> np.ndarray:
 
 
 def pad_system(system: System, n_atoms: int, sizes: dict[str, int], zero_slot: int) -> System:
-    """Pad one system to ``n_atoms`` atoms and the term counts in ``sizes``.
+    """Pad one system to ``n_atoms`` atoms and the term counts in ``sizes``
+    (group -> count, groups as the table name prefixes: bond, angle, torsion,
+    improper, sb, pair, bb, ts; a group not in ``sizes`` keeps its count).
 
-    Padded atoms sit far apart (no accidental contacts), weigh 1 amu and are
-    masked; padded terms point at atom 0 and the zero parameter slot.
+    Padded atoms sit far apart (no accidental contacts), weigh 1 amu, are
+    their own sites and are masked; padded terms point at atom 0 and the zero
+    parameter slot.
     """
     n0 = system.n_atoms
     coords = np.asarray(system.coords)
@@ -217,11 +294,17 @@ def pad_system(system: System, n_atoms: int, sizes: dict[str, int], zero_slot: i
     fields = {}
     for name in Terms.__dataclass_fields__:
         arr = np.asarray(getattr(t, name))
+        if name == "atom_site_parent":  # padded atoms are their own sites
+            fields[name] = np.concatenate([arr, np.arange(n0, n_atoms, dtype=arr.dtype)])
+            continue
+        if name == "atom_site_scale":
+            fields[name] = _pad_rows(arr, n_atoms, 1.0)
+            continue
         if name.startswith("atom_"):
             fields[name] = _pad_rows(arr, n_atoms, zero_slot)
             continue
         group = name.split("_")[0]
-        size = sizes[group]
+        size = sizes.get(group, arr.shape[0])
         if name.endswith("_mask"):
             fill = False
         elif name.endswith("_params"):
@@ -244,7 +327,7 @@ def stack_systems(systems: Sequence[System], zero_slot: int, n_atoms: int | None
     if not systems:
         raise ValueError("no systems to stack")
     n = max(s.n_atoms for s in systems) if n_atoms is None else n_atoms
-    groups = ("bond", "angle", "torsion", "improper", "sb", "pair")
+    groups = ("bond", "angle", "torsion", "improper", "sb", "pair", "bb", "ts")
     sizes = {g: max(int(getattr(s.terms, f"{g}_mask").shape[0]) for s in systems) for g in groups}
     padded = [pad_system(s, n, sizes, zero_slot) for s in systems]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *padded)

@@ -77,6 +77,13 @@ MM3_IMPROPER_UNIT = 2.0 * MM3_STRETCH_UNIT / 10.0  # 14.388 kcal/mol per mdyn Å
 MM3_IMPROPER_V2_UNIT = 2.0 * MM3_IMPROPER_UNIT  # torsion V2 (kcal/mol) per improper k
 MACROMODEL_KJ_TO_KCAL = KJ_TO_KCAL  # .fld header factors and .mmo energies are kJ/mol
 DEBYE_PER_E_ANGSTROM = ELEMENTARY_CHARGE_C * ANGSTROM_M / DEBYE_C_M  # 4.80320 D per e Å
+# MacroModel MM3* (fitted to its .mmo printout of the Rh-enamide set, checked to print
+# precision): bond-dipole charges q = mu / (4.803 r0); bend-bend E = -0.021914 kbb_i kbb_j
+# d_i d_j (degrees) = -(c kbb_i)(c kbb_j) d_i d_j (radians) with c = sqrt(MM3_BEND_UNIT);
+# torsion-stretch E = -(11.995 / 2) K dr (1 + cos 3w), K as in the .fld.
+MACROMODEL_DEBYE_PER_E_ANGSTROM = 4.803  # D per e Å (MacroModel's rounded value)
+MM3_BEND_BEND_UNIT = math.sqrt(MM3_BEND_UNIT)  # per-angle factor per .fld kbb
+MM3_TORSION_STRETCH_UNIT = 11.995 / 2.0  # kcal/(mol Å) per .fld K_ts
 AMBER_FRCMOD_K_UNIT = 1.0  # frcmod K (kcal/mol/Å^2, /rad^2) already in E = K (x - x0)^2
 # Coulomb constant from CODATA: e^2/(4 pi eps0) in kcal Å/mol
 COULOMB_KCAL_MOL_A = (

@@ -41,8 +41,47 @@ from q2jax.io.macromodel import (
     read_mmo,
     read_mmo_all,
 )
+from q2jax.io.frcmod import (
+    Frcmod,
+    FrcmodTerm,
+    forcefield_to_frcmod,
+    format_frcmod,
+    frcmod_to_forcefield,
+    parse_frcmod,
+    read_frcmod,
+    write_frcmod,
+)
+from q2jax.io.mm3_assign import (
+    MACROMODEL_SETTINGS,
+    Interaction,
+    MMGraph,
+    Mm3Assignment,
+    Mm3ForceField,
+    assign_parameters,
+    build_mm3_forcefield,
+    mm_graph,
+    opt_substructure_trainable,
+)
+from q2jax.io.mm3_fld import (
+    Fld,
+    FldParam,
+    FldSubstructure,
+    FldVdw,
+    parse_fld,
+    parse_pattern,
+    read_fld,
+    write_fld,
+)
 from q2jax.io.mol2 import read_mol2, read_mol2_all
 from q2jax.io.qmdata import QMData
+from q2jax.io.reference_yaml import ReferenceFile, read_reference_yaml, write_reference_yaml
+from q2jax.io.tinker_prm import (
+    TinkerPrm,
+    format_tinker_prm,
+    parse_tinker_prm,
+    read_tinker_prm,
+    write_tinker_prm,
+)
 from q2jax.io.xyz import read_xyz, read_xyz_all
 
 
@@ -105,4 +144,38 @@ __all__ = [
     "MACROMODEL_ATOM_TYPES",
     "read_mol2",
     "read_mol2_all",
+    "read_reference_yaml",
+    "write_reference_yaml",
+    "ReferenceFile",
+    # force-field formats
+    "Fld",
+    "FldParam",
+    "FldSubstructure",
+    "FldVdw",
+    "read_fld",
+    "parse_fld",
+    "write_fld",
+    "parse_pattern",
+    "MMGraph",
+    "Interaction",
+    "Mm3Assignment",
+    "Mm3ForceField",
+    "MACROMODEL_SETTINGS",
+    "mm_graph",
+    "assign_parameters",
+    "build_mm3_forcefield",
+    "opt_substructure_trainable",
+    "Frcmod",
+    "FrcmodTerm",
+    "read_frcmod",
+    "parse_frcmod",
+    "write_frcmod",
+    "format_frcmod",
+    "frcmod_to_forcefield",
+    "forcefield_to_frcmod",
+    "TinkerPrm",
+    "read_tinker_prm",
+    "parse_tinker_prm",
+    "write_tinker_prm",
+    "format_tinker_prm",
 ]

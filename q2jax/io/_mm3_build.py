@@ -19,10 +19,14 @@ from q2jax.molecule import Molecule
 from q2jax.params import KINDS, canonical_key
 from q2jax.system import System, Terms, stack_systems
 from q2jax.units import (
+    COULOMB_KCAL_MOL_A,
+    KCAL_TO_KJ,
+    MM3_BEND_BEND_UNIT,
     MM3_BEND_UNIT,
     MM3_IMPROPER_V2_UNIT,
     MM3_STRETCH_BEND_UNIT_RAD,
     MM3_STRETCH_UNIT,
+    MM3_TORSION_STRETCH_UNIT,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +34,10 @@ if TYPE_CHECKING:
 
 MACROMODEL_SETTINGS = Settings(vdw_14_scale=1.0, elec_14_scale=1.0, dielectric=1.0)
 """MacroModel MM3* as run for the Rh-enamide .mmo: 1-4 multipliers 1.0, constant dielectric 1."""
+
+MACROMODEL_VDW_TAPER = (6.0, 8.0)
+"""MacroModel's van der Waals taper as run for the Rh-enamide .mmo (its "maximum van der
+Waals distance 7.0"): eps scaled by (8^2 - r^2)/(8^2 - 6^2) between 6 and 8 Å, Å."""
 
 # (fld kind, value field) -> (q2jax kind, factor file -> q2jax)
 _CONVERSIONS: dict[tuple[str, int], tuple[str, float]] = {
@@ -44,6 +52,10 @@ _CONVERSIONS: dict[tuple[str, int], tuple[str, float]] = {
     ("stretch_bend", 0): ("stretch_bend_k", MM3_STRETCH_BEND_UNIT_RAD),
     ("vdw", 0): ("vdw_radius", 1.0),
     ("vdw", 1): ("vdw_epsilon", 1.0),
+    ("bend", 2): ("bend_bend_k", MM3_BEND_BEND_UNIT),  # only for lines a bend-bend uses
+    ("torsion_stretch", 0): ("torsion_stretch_k", MM3_TORSION_STRETCH_UNIT),
+    ("vdw_pair", 0): ("vdw_pair_rstar", 1.0),
+    ("vdw_pair", 1): ("vdw_pair_epsilon", 1.0),
 }
 
 
@@ -128,6 +140,7 @@ def build_mm3_forcefield(
     include_lines: Iterable[int] = (),
     electrostatics: bool = True,
     settings: Settings = MACROMODEL_SETTINGS,
+    vdw_taper: tuple[float, float] | None = MACROMODEL_VDW_TAPER,
 ) -> Mm3ForceField:
     """The ForceField (form ``"mm3"``) holding exactly the parameters the
     molecules use (plus the records on ``include_lines``), trainable where
@@ -135,13 +148,24 @@ def build_mm3_forcefield(
     bond, angle and torsion values), and each molecule's System.
 
     Charges are fixed per-atom parameters (kind ``charge``) keyed by the atom
-    type and value; set ``electrostatics=False`` to leave them out."""
+    type and value; set ``electrostatics=False`` to leave them out. The
+    Coulomb constant is the file's ``ELE`` factor (kJ A/mol/e^2; CODATA's if
+    the header has none), carried in the pair tables' electrostatic scale.
+    ``vdw_taper`` = (r_on, r_off) in Å tapers every pair's eps with the real
+    atom distance as MacroModel does (None: no taper, no cut-off). Bend-bend
+    constants, torsion-stretch constants, vdW pair lines and the main-section
+    bend lines bend-bends refer to are fixed parameters (kinds ``bend_bend_k``,
+    ``torsion_stretch_k``, ``vdw_pair_rstar``/``vdw_pair_epsilon``, ``angle_eq``)."""
     if len(molecules) != len(assignments):
         raise InputError(f"{len(assignments)} assignments for {len(molecules)} molecules")
+    if vdw_taper is not None and not 0.0 <= vdw_taper[0] < vdw_taper[1]:
+        raise InputError(f"vdw_taper must be (r_on, r_off) with 0 <= r_on < r_off, got {vdw_taper}")
     pred = trainable if trainable is not None else opt_substructure_trainable(fld)
     used = set(include_lines)
+    bb_lines: set[int] = set()
     for a in assignments:
         used |= a.lines_used()
+        bb_lines |= {i.line for pair in a.bend_bends for i in pair}
     divisors: dict[int, set[int]] = {}
     for a in assignments:
         for t in a.torsions:
@@ -158,6 +182,8 @@ def build_mm3_forcefield(
                                  f"numbers of torsions {divs} (one parameter cannot hold it)")
         for (ck, fieldno), (kind, factor) in _CONVERSIONS.items():
             if ck != fkind or fieldno >= len(rec.values):
+                continue
+            if kind == "bend_bend_k" and line not in bb_lines:
                 continue
             family = KINDS[kind].family
             for d in divs:
@@ -179,12 +205,16 @@ def build_mm3_forcefield(
                 keys.append(key)
                 if key not in seen:
                     seen.add(key)
-                    rows.append(("charge", key, round(float(q), 5), False))
+                    rows.append(("charge", key, float(q), False))
             charge_keys.append(keys)
     ff = ForceField.from_entries([(k, key, v) for k, key, v, _ in rows], form="mm3",
                                  trainable=[t for *_, t in rows], settings=settings)
+    ele = fld.conversion_factors.get("ELE")
+    elec_scale = ele[1] / KCAL_TO_KJ / COULOMB_KCAL_MOL_A if ele is not None else 1.0
+    taper = (0.0, 0.0) if vdw_taper is None else tuple(float(x) for x in vdw_taper)
     systems = tuple(
-        _system(ff, mol, a, line_keys, charge_keys[m] if electrostatics else None)
+        _system(ff, mol, a, line_keys, charge_keys[m] if electrostatics else None,
+                elec_scale, taper)
         for m, (mol, a) in enumerate(zip(molecules, assignments, strict=True))
     )
     return Mm3ForceField(ff, fld, tuple(assignments), sources, line_keys, systems)
@@ -195,7 +225,8 @@ def _put(x) -> jnp.ndarray:
     return jax.device_put(np.asarray(x))
 
 
-def _system(ff: ForceField, mol: Molecule, a: Mm3Assignment, line_keys, charge_keys) -> System:
+def _system(ff: ForceField, mol: Molecule, a: Mm3Assignment, line_keys, charge_keys,
+            elec_scale: float = 1.0, taper: tuple[float, float] = (0.0, 0.0)) -> System:
     pos = ff.position_map()
     zero = ff.zero_slot
 
@@ -228,6 +259,23 @@ def _system(ff: ForceField, mol: Molecule, a: Mm3Assignment, line_keys, charge_k
     else:
         q = np.asarray([pos[("charge", k)] for k in charge_keys], np.int32)
     pairs = a.pairs
+    bb_atoms = table([(x.atoms[1], x.atoms[0], x.atoms[2], y.atoms[0], y.atoms[2])
+                      for x, y in a.bend_bends], 5)
+    bb_par = table([[p(x.line, "bend_bend_k"), p(y.line, "bend_bend_k"), p(x.line, "angle_eq"),
+                     p(y.line, "angle_eq")] for x, y in a.bend_bends], 4)
+    tss = [t for t in a.torsion_stretches if frozenset(t.atoms[1:3]) in bond_line]
+    ts_atoms = table([t.atoms for t in tss], 4)
+    ts_par = table([[p(t.line, "torsion_stretch_k"),
+                     p(bond_line[frozenset(t.atoms[1:3])], "bond_eq")] for t in tss], 2)
+    special = {frozenset(v.atoms): v.line for v in a.vdw_pairs}
+    pair_vdw = np.full((pairs.shape[0], 2), zero, np.int32)
+    for m, (i, j) in enumerate(pairs.tolist()):
+        line = special.get(frozenset((i, j)))
+        if line is not None:
+            pair_vdw[m] = [p(line, "vdw_pair_rstar"), p(line, "vdw_pair_epsilon")]
+    n = mol.n_atoms
+    parents = np.asarray(a.site_parents if a.site_parents else range(n), np.int32)
+    scales = np.asarray(a.site_scales if a.site_scales else np.ones(n), np.float64)
 
     def ones(x):  # host arrays: jnp.ones would compile one kernel per shape
         return _put(np.ones((x.shape[0],), bool))
@@ -242,8 +290,12 @@ def _system(ff: ForceField, mol: Molecule, a: Mm3Assignment, line_keys, charge_k
         improper_mask=_put(np.zeros((0,), bool)),
         sb_atoms=_put(sb_atoms), sb_params=_put(sb_par), sb_mask=ones(sb_atoms),
         pair_atoms=_put(pairs), pair_vdw_scale=_put(np.ones(pairs.shape[0])),
-        pair_elec_scale=_put(np.ones(pairs.shape[0])), pair_mask=ones(pairs),
+        pair_elec_scale=_put(np.full(pairs.shape[0], elec_scale)), pair_mask=ones(pairs),
         atom_vdw_params=_put(vdw), atom_charge_params=_put(q),
+        bb_atoms=_put(bb_atoms), bb_params=_put(bb_par), bb_mask=ones(bb_atoms),
+        ts_atoms=_put(ts_atoms), ts_params=_put(ts_par), ts_mask=ones(ts_atoms),
+        pair_vdw_params=_put(pair_vdw), pair_taper=_put(np.tile(taper, (pairs.shape[0], 1))),
+        atom_site_parent=_put(parents), atom_site_scale=_put(scales),
     )
     return System(coords=_put(np.asarray(mol.coords, np.float64)),
                   masses=_put(np.asarray(mol.masses, np.float64)),

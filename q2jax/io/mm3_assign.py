@@ -33,43 +33,50 @@ Assignment follows MacroModel's rules as the MacroModel Reference Manual
 * van der Waals: the first ``-6`` row for the atom's type whose descriptor
   matches; formal charge from that row's charge column;
 * point charges, as MacroModel makes them from bond dipoles: a stretch line's
-  bond moment mu (Debye) puts +mu / (4.8032 r0) e on the line's first atom
-  and the opposite charge on the second (r0 the line's ideal length, Å);
-  verified against the charges MacroModel prints.
+  bond moment mu (Debye) puts +mu / (c r0) e on the line's first atom
+  and the opposite charge on the second (r0 the line's ideal length, Å;
+  c = 4.803 in MacroModel, 4.80320 from CODATA by default here); verified
+  against the charges MacroModel prints and its charge-charge energies.
 
-What q2jax's energy models, and what it leaves out (relative to MacroModel's
-MM3*; MacroModel's own per-term energies for the nine Rh-enamide structures
-are in the .mmo and compared in the tests):
+What q2jax's energy models (relative to MacroModel's MM3*; MacroModel's own
+per-term energies for the nine Rh-enamide structures are in the .mmo and
+compared in tests/test_rh_enamide.py, every family to its print precision):
 
-* exact: MM3 stretch (cubic/quartic), MM3 sextic bend, 1-3-fold torsions,
+* MM3 stretch (cubic/quartic), MM3 sextic bend, 1-3-fold torsions,
   stretch-bend (one constant for both bonds, as MacroModel's S-B 1), the
   improper torsion E = 14.388 k (1 - cos 2w) (MacroModel's "cosine mimic of
   harmonic out-of-plane", stored as a torsion V2 = 28.776 k on the atoms
-  (n1, centre, n2, n3)), MM3 exp-6 van der Waals with r*_ij = r_i + r_j and
-  eps_ij = sqrt(eps_i eps_j), charge-charge electrostatics with dielectric
-  1.0 and 1-4 pairs unscaled (MacroModel's V14 multipliers 1.0);
-* left out (no q2jax term family or no per-site geometry; sizes are for the
-  nine Rh-enamide structures, from MacroModel's .mmo):
-  bend-bend (MM3 E = -0.021914 kbb_1 kbb_2 dtheta1 dtheta2 in degrees, kbb
-  the bend line's third value, for angle pairs at one centre sharing a
-  non-hydrogen end atom: -3.7 to +0.7 kJ/mol per structure);
-  torsion-stretch (``8`` lines, 0 to -0.44 kJ/mol);
-  MM3's reduced hydrogen positions (vdW row offset -0.077: MacroModel puts
-  the hydrogen site at 0.923 of its bond for van der Waals and
-  electrostatics, and even bends the bridging Rh-H-C hydride there);
-  the special C3-H1 van der Waals pair (``6 C3 H1``, r* 3.56, eps 0.023);
-  MacroModel's short-range "softcut" of the Buckingham term and its
-  non-bonded cut-offs (eps tapered beyond ~6.5 Å, gone at 8 Å; charges to
-  12 Å); hydrogen bonds (``7`` lines); higher-order torsions.
-  Together vdW and electrostatics differ from MacroModel's by 0.1-4 kJ/mol
-  and 1-4 kJ/mol per structure;
-* known MacroModel oddities q2jax does not copy: for the forming C...H bond
-  of the Rh set (line ``1 4 5``) MacroModel's printed energies imply
-  r0 = 1.608 Å rather than the file's 1.7492 Å (a constant 0.141 Å over
-  all nine structures); its RH atoms take Z0's van der Waals row unless the
-  atom.typ says otherwise (``vdw_aliases``);
-* charges are fixed at load time from the file's r0 and mu (they do not
-  follow r0 during a fit; MacroModel recomputes them).
+  (n1, centre, n2, n3));
+* bend-bend, E = -0.021914 kbb_1 kbb_2 d1 d2 (degrees), for *every* pair of
+  angles at one centre (shared end atom or not) whose main-section bend lines
+  both have a nonzero third value kbb; MacroModel takes kbb and the reference
+  angles from the main section even where a substructure overrides the bend;
+* torsion-stretch (``8`` lines, first match), E = -(11.995/2) K dr (1 + cos 3w)
+  about the central bond (MacroModel's sign);
+* MM3's reduced hydrogen sites: an atom whose ``-6`` row has an offset d (H1:
+  -0.077) is represented by x_p + (1 + d)(x - x_p), p its first covalent
+  neighbour, in *every* term: van der Waals, charges, bends, torsions, and
+  bond lengths as the site distance divided by (1 + d) (so a bridging hydride's
+  forming C...H bond, whose site lies on its Rh-H bond, is 0.14 A longer than
+  the atoms' distance: what made MacroModel's energies look like r0 = 1.608);
+* MM3 exp-6 van der Waals with r*_ij = r_i + r_j and eps_ij = sqrt(eps_i eps_j),
+  replaced by a main-section ``6`` line where one matches (C3-H1: 3.56 A,
+  0.023 kcal/mol), eps tapered by MacroModel's (r_off^2 - r^2)/(r_off^2 -
+  r_on^2) between 6 and 8 A of the real atom distance (``build_mm3_forcefield``'s
+  ``vdw_taper``);
+* charge-charge electrostatics at the sites with dielectric 1.0, 1-4 pairs
+  unscaled, MacroModel's constant from the file's ``ELE`` factor (1389.5 kJ
+  A/mol/e^2 = 332.0985 kcal, not CODATA's 332.0637) and its bond-dipole charges
+  (mu / (4.803 r0) with ``debye_per_e_angstrom=MACROMODEL_DEBYE_PER_E_ANGSTROM``);
+* left out: MacroModel's electrostatic cut-off (12 A; no charged pair of the
+  nine structures is farther than 10.4 A apart), the Buckingham "softcut" at
+  very short range (the closest pair of the nine structures is at 0.67 r*,
+  where it does not act), hydrogen bonds (``7`` lines), substructure ``5`` and
+  ``6`` lines, higher-order torsions; charges are fixed at load time from the
+  file's r0 and mu (they do not follow r0 during a fit; MacroModel recomputes
+  them);
+* known MacroModel oddity: its RH atoms take Z0's van der Waals row unless the
+  atom.typ says otherwise (``vdw_aliases``).
 
 Parameters are stored in q2jax units: bond k = MM3_STRETCH_UNIT * k(mdyn/Å),
 angle k = MM3_BEND_UNIT * k(mdyn Å/rad²), stretch-bend k =
@@ -88,6 +95,7 @@ import numpy as np
 from q2jax.errors import ParameterError
 from q2jax.io._mm3_build import (
     MACROMODEL_SETTINGS,
+    MACROMODEL_VDW_TAPER,
     Mm3ForceField,
     build_mm3_forcefield,
     opt_substructure_trainable,
@@ -98,6 +106,7 @@ from q2jax.io._mm3_match import (
     _angle_deg,
     _chain_matches,
     _descriptor_ok,
+    _descriptors_ok,
     _enumerate,
     _ident,
     _improper_matches,
@@ -118,6 +127,7 @@ __all__ = [
     "Mm3Assignment",
     "Mm3ForceField",
     "MACROMODEL_SETTINGS",
+    "MACROMODEL_VDW_TAPER",
     "mm_graph",
     "assign_parameters",
     "build_mm3_forcefield",
@@ -145,9 +155,14 @@ class Mm3Assignment:
     """Which ``.fld`` line sets each interaction of one molecule.
 
     ``vdw_rows[i]`` is the ``-6`` row (line number) of atom i; ``charges`` are
-    MacroModel's point charges (e); ``torsion_stretches`` are assigned but not
-    modelled; ``missing`` lists what has no parameter (with ``allow_missing``);
-    ``notes`` what is left out; ``pairs`` the non-bonded pairs (0-based).
+    MacroModel's point charges (e); ``torsion_stretches`` the torsions with a
+    nonzero ``8`` line; ``bend_bends`` the pairs of angles at one centre coupled
+    by their main-section bend lines (both with a nonzero third value);
+    ``vdw_pairs`` the nonbonded pairs a ``6`` line sets; ``site_parents`` and
+    ``site_scales`` each atom's reduced site (the atom itself and 1.0 unless its
+    vdW row has a hydrogen offset); ``missing`` lists what has no parameter
+    (with ``allow_missing``); ``notes`` what is left out; ``pairs`` the
+    non-bonded pairs (0-based).
     """
 
     molecule: str
@@ -162,11 +177,17 @@ class Mm3Assignment:
     missing: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))
+    bend_bends: tuple[tuple[Interaction, Interaction], ...] = ()
+    vdw_pairs: tuple[Interaction, ...] = ()
+    site_parents: tuple[int, ...] = ()
+    site_scales: tuple[float, ...] = ()
 
     def lines_used(self) -> set[int]:
         out = {i.line for grp in (self.stretches, self.bends, self.torsions, self.impropers,
-                                  self.stretch_bends) for i in grp}
-        return out | set(self.vdw_rows)
+                                  self.stretch_bends, self.torsion_stretches, self.vdw_pairs)
+               for i in grp}
+        out |= {i.line for pair in self.bend_bends for i in pair}
+        return out | {r for r in self.vdw_rows if r >= 0}
 
 
 def _assign_main(kind: str, items, fld: Fld, g: MMGraph, tm: _Types) -> dict:
@@ -299,12 +320,16 @@ def assign_parameters(
     *,
     vdw_aliases: Mapping[str, str] | None = None,
     allow_missing: bool = False,
+    debye_per_e_angstrom: float = DEBYE_PER_E_ANGSTROM,
 ) -> Mm3Assignment:
     """Which ``.fld`` line sets each interaction of ``molecule`` (see the module
     docstring for the rules). ``vdw_aliases`` maps an atom type to the type whose
     ``-6`` row it uses (MacroModel maps RH, type 250, to Z0's row through its
-    atom.typ). A stretch, bend, torsion or vdW row the file lacks raises
-    ParameterError naming the atoms, unless ``allow_missing``."""
+    atom.typ). Bond-dipole charges are mu / (c r0) with c =
+    ``debye_per_e_angstrom`` (CODATA's 4.80320 by default; MacroModel uses
+    4.803, ``units.MACROMODEL_DEBYE_PER_E_ANGSTROM``). A stretch, bend, torsion
+    or vdW row the file lacks raises ParameterError naming the atoms, unless
+    ``allow_missing``."""
     g = mm_graph(molecule, bond_orders)
     tm = _Types(g, fld.equivalences)
     xyz = np.asarray(molecule.coords, dtype=float)
@@ -317,6 +342,7 @@ def assign_parameters(
         "stretch_bend": {},
         "torsion_stretch": _assign_main("torsion_stretch", items["torsion"], fld, g, tm),
     }
+    main_bends = dict(table["bend"])  # bend-bend uses the main section only
     _apply_substructures(fld, g, tm, xyz, table, notes)
     # stretch-bends: main first match on every angle, then substructure lines
     sb_main = _assign_main("stretch_bend", items["bend"], fld, g, tm)
@@ -361,9 +387,13 @@ def assign_parameters(
                                           else "")
         raise ParameterError(f"{fld.path} has no parameters for {shown} in molecule "
                              f"{molecule.name!r}")
-    charges = _charges(fld, g, table["stretch"].values())
+    charges = _charges(fld, g, table["stretch"].values(), debye_per_e_angstrom)
     sbs = tuple(sorted((x for x in table["stretch_bend"].values()
                         if fld.record(x.line).values[0] != 0.0), key=lambda x: x.key))
+    tss = tuple(sorted((x for x in table["torsion_stretch"].values()
+                        if fld.record(x.line).values[0] != 0.0), key=lambda x: x.key))
+    pairs = _pairs(g)
+    parents, scales = _sites(fld, g, vdw_rows, molecule.name)
     return Mm3Assignment(
         molecule=molecule.name,
         stretches=tuple(sorted(table["stretch"].values(), key=lambda x: x.key)),
@@ -371,12 +401,16 @@ def assign_parameters(
         torsions=tuple(sorted(tors, key=lambda x: x.key)),
         impropers=tuple(impropers[k] for k in sorted(impropers)),
         stretch_bends=sbs,
-        torsion_stretches=tuple(sorted(table["torsion_stretch"].values(), key=lambda x: x.key)),
+        torsion_stretches=tss,
         vdw_rows=tuple(vdw_rows),
         charges=charges,
         missing=tuple(missing),
         notes=tuple(dict.fromkeys(notes)),
-        pairs=_pairs(g),
+        pairs=pairs,
+        bend_bends=_bend_bends(fld, main_bends),
+        vdw_pairs=_assign_vdw_pairs(fld, g, tm, pairs),
+        site_parents=parents,
+        site_scales=scales,
     )
 
 
@@ -385,9 +419,62 @@ def _near_linear(xyz: np.ndarray, t: Sequence[int]) -> bool:
     return max(_angle_deg(xyz, a, b, c), _angle_deg(xyz, b, c, d)) > LINEAR_ANGLE_DEG
 
 
-def _charges(fld: Fld, g: MMGraph, stretches: Iterable[Interaction]) -> np.ndarray:
+def _bend_bends(fld: Fld, main_bends: dict) -> tuple[tuple[Interaction, Interaction], ...]:
+    """Every pair of angles at one centre whose main-section bend lines (first
+    match, substructures ignored: MacroModel takes the bend-bend constant and the
+    reference angles from there) both have a nonzero third value kbb."""
+    by_centre: dict[int, list[Interaction]] = {}
+    for key in sorted(main_bends):
+        b = main_bends[key]
+        v = fld.record(b.line).values
+        if len(v) > 2 and v[2] != 0.0:
+            by_centre.setdefault(b.atoms[1], []).append(b)
+    return tuple((x, y) for c in sorted(by_centre) for x, y in
+                 itertools.combinations(by_centre[c], 2))
+
+
+def _assign_vdw_pairs(fld: Fld, g: MMGraph, tm: _Types, pairs: np.ndarray
+                      ) -> tuple[Interaction, ...]:
+    """The first main-section ``6`` line (types and descriptors, either order)
+    matching each nonbonded pair: it replaces the pair's combined r* and eps."""
+    lines = [p for p in fld.main_params("vdw_pair") if all(tm.possible(a) for a in p.atoms)]
+    out = []
+    for i, j in pairs.tolist():
+        for p in lines:
+            hit = next((ab for ab in ((i, j), (j, i)) if tm(p.atoms[0], ab[0])
+                        and tm(p.atoms[1], ab[1]) and _descriptors_ok(p, ab, g, tm)), None)
+            if hit is not None:
+                out.append(Interaction("vdw_pair", hit, p.line))
+                break
+    return tuple(out)
+
+
+def _sites(fld: Fld, g: MMGraph, vdw_rows: Sequence[int], name: str
+           ) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """MM3's reduced sites: an atom whose vdW row has a hydrogen offset d (-0.077
+    for H1) sits at x_p + (1 + d)(x - x_p), p its first covalent neighbour in
+    connection-table order (a bridging hydride keeps its covalent partner)."""
+    parents, scales = [], []
+    for i, line in enumerate(vdw_rows):
+        off = fld.record(line).offset if line >= 0 else 0.0
+        if off == 0.0:
+            parents.append(i)
+            scales.append(1.0)
+            continue
+        cov = [x for x, o in g.nbrs[i] if o >= 1]
+        if not cov:
+            raise ParameterError(f"{fld.path}:{line}: vdW row with hydrogen offset {off} for "
+                                 f"atom {g.types[i]}{i + 1} of {name!r}, which has no covalent "
+                                 "bond to put its site on")
+        parents.append(cov[0])
+        scales.append(1.0 + off)
+    return tuple(parents), tuple(scales)
+
+
+def _charges(fld: Fld, g: MMGraph, stretches: Iterable[Interaction],
+             debye_per_e_angstrom: float = DEBYE_PER_E_ANGSTROM) -> np.ndarray:
     """q_i = formal charge of the atom's vdW row + sum over its bonds of
-    +-mu / (4.8032 r0): + on the stretch line's first atom."""
+    +-mu / (c r0), c = ``debye_per_e_angstrom``: + on the stretch line's first atom."""
     q = np.zeros(len(g.types))
     for i, t in enumerate(g.types):  # formal charge: the atom's own type's row (no alias)
         row = next((r for r in fld.vdw if r.atom_type == t), None)
@@ -396,7 +483,7 @@ def _charges(fld: Fld, g: MMGraph, stretches: Iterable[Interaction]) -> np.ndarr
         p = fld.record(s.line)
         if len(p.values) < 3 or p.values[2] == 0.0:
             continue
-        dq = p.values[2] / (DEBYE_PER_E_ANGSTROM * p.values[0])
+        dq = p.values[2] / (debye_per_e_angstrom * p.values[0])
         q[s.atoms[0]] += dq
         q[s.atoms[1]] -= dq
     return q

@@ -33,10 +33,10 @@ in degrees) and their q2jax equivalents:
 
 Written headers (``tinker_header``) for form ``"mm3"`` use q2jax's MM3 constants:
 bondunit 71.94, bond-cubic -2.55, bond-quartic 3.793125 (= 7/12 2.55^2),
-angleunit 0.021914, angle cubic..sextic -0.014, 5.6e-5, -7e-7, 9e-10 (Allinger 1989),
-strbndunit 2.51118, torsionunit 0.5, vdwtype BUCKINGHAM with a, b, c = 184000,
+angleunit 0.021914, angle cubic..sextic -0.014, 5.6e-5, -7e-7, 2.2e-8 (the sextic as in
+Tinker's mm3.prm and MacroModel MM3*), strbndunit 2.51118, torsionunit 0.5, vdwtype BUCKINGHAM with a, b, c = 184000,
 12, 2.25, 1-4 scales 1, dielectric 1.5. Tinker's own ``params/mm3.prm`` differs in
-angleunit (0.02191418), angle-sextic (2.2e-8), vdwtype (MM3-HBOND), electric
+angleunit (0.02191418), vdwtype (MM3-HBOND), electric
 (332.0538) and opbendtype (ALLINGER with MM3's sextic opbend polynomial): reading
 that file is possible with ``strict=False``, which warns about each difference.
 Form ``"harmonic"`` is AMBER-like: bondunit 1, angleunit (pi/180)^2, strbndunit

@@ -3,6 +3,7 @@ and parameters (see ``q2jax.energy`` for how they are assembled)."""
 
 from q2jax.terms.bend import harmonic_bend, mm3_bend
 from q2jax.terms.coulomb import coulomb
+from q2jax.terms.cross import mm3_bend_bend, mm3_torsion_stretch
 from q2jax.terms.geometry import (
     angles,
     bend_deviation,
@@ -12,6 +13,7 @@ from q2jax.terms.geometry import (
     safe_norm,
 )
 from q2jax.terms.oop import harmonic_out_of_plane
+from q2jax.terms.sites import site_coordinates, site_map_transpose, vdw_taper
 from q2jax.terms.stretch import harmonic_stretch, mm3_stretch
 from q2jax.terms.stretch_bend import stretch_bend
 from q2jax.terms.torsion import fourier_torsion
@@ -29,9 +31,14 @@ __all__ = [
     "harmonic_stretch",
     "lennard_jones",
     "mm3_bend",
+    "mm3_bend_bend",
     "mm3_buckingham",
     "mm3_stretch",
+    "mm3_torsion_stretch",
     "out_of_plane",
     "safe_norm",
+    "site_coordinates",
+    "site_map_transpose",
     "stretch_bend",
+    "vdw_taper",
 ]

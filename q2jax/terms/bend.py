@@ -7,11 +7,14 @@ from jaxtyping import Array, Float
 
 from q2jax.units import RAD_TO_DEG
 
-# MM3 sextic bend, Allinger 1989: 1 - 0.014 d + 5.6e-5 d^2 - 7e-7 d^3 + 9e-10 d^4, d in degrees
+# MM3 sextic bend: 1 - 0.014 d + 5.6e-5 d^2 - 7e-7 d^3 + 2.2e-8 d^4, d in degrees.
+# Allinger 1989 printed 9.0e-10 for the sextic term; MacroModel's MM3* and Tinker's
+# mm3.prm both use 2.2e-8 (checked against MacroModel's bend energies of the
+# Rh-enamide set to 0.002 kJ/mol), so q2jax follows the engines people run.
 MM3_BEND_C3 = -0.014
 MM3_BEND_C4 = 5.6e-5
 MM3_BEND_C5 = -7.0e-7
-MM3_BEND_C6 = 9.0e-10
+MM3_BEND_C6 = 2.2e-8
 
 
 def harmonic_bend(dtheta_sq: Float[Array, " n"], k: Float[Array, " n"]):
@@ -20,7 +23,7 @@ def harmonic_bend(dtheta_sq: Float[Array, " n"], k: Float[Array, " n"]):
 
 
 def mm3_bend(dtheta: Float[Array, " n"], dtheta_sq: Float[Array, " n"], k: Float[Array, " n"]):
-    """MM3: E = k dtheta^2 (1 - 0.014 d + 5.6e-5 d^2 - 7e-7 d^3 + 9e-10 d^4),
+    """MM3: E = k dtheta^2 (1 - 0.014 d + 5.6e-5 d^2 - 7e-7 d^3 + 2.2e-8 d^4),
     dtheta in radians, d = dtheta in degrees.
 
     With k = 0.021914 (180/pi)^2 k_b (k_b in mdyn Å/rad^2) this is MM3's

@@ -336,10 +336,6 @@ def test_written_files_reproduce_q2jax_energy(which, form, ch3f, ethane, tmp_pat
     assert want <= active
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "q2jax.terms.geometry.dihedrals returns 180 deg for cis and 0 for trans (b0 = x_i - x_j "
-    "with n1 = b0 x b1); Tinker, MM3 and IUPAC use cis = 0, so V1 and V3 change sign. "
-    "Fix: b0 = x_j - x_i in dihedrals()."))
 @pytest.mark.parametrize("form", ["mm3", "harmonic"])
 def test_torsion_energy_matches_tinker(form, ch3f, ethane, tmp_path):
     tinker, q2 = _compare("ethane", form, ch3f, ethane, tmp_path)

@@ -209,12 +209,12 @@ def _header(text: str) -> dict[str, str]:
 
 
 def test_mm3_header_has_mm3_constants(ch3f):
-    """MM3 (Allinger 1989) as Tinker keywords; angle-sextic is q2jax's 9e-10 (Tinker's
-    distributed mm3.prm uses 2.2e-8, see q2jax.io.tinker_prm)."""
+    """MM3 as Tinker keywords; angle-sextic 2.2e-8 as in Tinker's distributed mm3.prm
+    (Allinger 1989 printed 9e-10; see q2jax.terms.bend)."""
     h = _header(format_tinker_prm(full_ff(ch3f, "mm3")))
     want = {"bondunit": 71.94, "bond-cubic": -2.55, "bond-quartic": 3.793125,
             "angleunit": 0.021914, "angle-cubic": -0.014, "angle-quartic": 0.000056,
-            "angle-pentic": -0.0000007, "angle-sextic": 0.0000000009, "strbndunit": 2.51118,
+            "angle-pentic": -0.0000007, "angle-sextic": 0.000000022, "strbndunit": 2.51118,
             "opbendunit": 0.021914, "torsionunit": 0.5, "a-expterm": 184000.0,
             "b-expterm": 12.0, "c-expterm": 2.25, "vdw-14-scale": 1.0, "chg-14-scale": 1.0,
             "dielectric": 1.5, "opbend-cubic": 0.0, "opbend-sextic": 0.0}
@@ -333,7 +333,7 @@ torsion       5    1    1    5      0.000 0.0 1   0.000 180.0 2   0.280 0.0 3
 
 
 def test_tinker_mm3_header_is_flagged_strict():
-    with pytest.raises(ParseError, match="angle-sextic.*0.000000022"):
+    with pytest.raises(ParseError, match="angleunit|vdwtype|electric|opbend"):
         parse_tinker_prm(TINKER_MM3, source="mm3.prm")
 
 
@@ -343,8 +343,8 @@ def test_tinker_mm3_reads_leniently_with_units():
     ff = prm.forcefield
     assert ff.form == "mm3" and ff.settings == Settings(1.0, 1.0, 1.5)
     reasons = {kw for _, kw, _ in prm.skipped}
-    assert {"angle-sextic", "opbendtype", "opbend-cubic", "vdwtype", "electric", "vdw",
-            "angle"} <= reasons
+    assert {"opbendtype", "opbend-cubic", "vdwtype", "electric", "vdw", "angle"} <= reasons
+    assert "angle-sextic" not in reasons  # q2jax uses Tinker's 2.2e-8
     # converted with the file's own units (angleunit 0.02191418 per deg^2)
     assert ff.value("bond_k", ("1", "5")) == pytest.approx(71.94 * 4.74, rel=1e-14)
     assert ff.value("angle_k", ("5", "1", "5")) == pytest.approx(

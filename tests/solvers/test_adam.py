@@ -5,7 +5,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from solver_problems import (
+
+from q2jax.errors import InputError
+from q2jax.solvers import Status, make_schedule, minimize
+
+from .solver_problems import (
     objective,
     quad_bounds,
     quad_problem,
@@ -13,9 +17,6 @@ from solver_problems import (
     rosen_problem,
     rosen_start,
 )
-
-from q2jax.errors import InputError
-from q2jax.solvers import Status, make_schedule, minimize
 
 ADAM_MAXITER = 5000
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from solver_problems import (
+
+from q2jax.solvers import minimize
+
+from .solver_problems import (
     objective,
     quad_bounds,
     quad_problem,
@@ -13,8 +16,6 @@ from solver_problems import (
     rosen_problem,
     rosen_start,
 )
-
-from q2jax.solvers import minimize
 
 
 def double_well(x, args):

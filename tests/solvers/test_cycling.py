@@ -5,7 +5,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from solver_problems import (
+
+from q2jax.errors import InputError
+from q2jax.solvers import Status, compute_sensitivity, optimization_loop
+
+from .solver_problems import (
     objective,
     quad_bounds,
     quad_problem,
@@ -15,9 +19,6 @@ from solver_problems import (
     rosen_problem,
     rosen_start,
 )
-
-from q2jax.errors import InputError
-from q2jax.solvers import Status, compute_sensitivity, optimization_loop
 
 N = 5
 KW = dict(max_params=3, max_cycles=8, convergence=1e-6, full_maxiter=15, simp_maxiter=60)

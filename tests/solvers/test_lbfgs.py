@@ -8,7 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from solver_problems import (
+
+from q2jax.errors import InputError
+from q2jax.solvers import Status, minimize
+
+from .solver_problems import (
     MAXITER,
     objective,
     quad_bounds,
@@ -18,9 +22,6 @@ from solver_problems import (
     rosen_problem,
     rosen_start,
 )
-
-from q2jax.errors import InputError
-from q2jax.solvers import Status, minimize
 
 
 @pytest.mark.parametrize("n", [2, 5])

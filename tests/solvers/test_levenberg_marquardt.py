@@ -6,7 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.optimize import least_squares
-from solver_problems import (
+
+from q2jax.errors import InputError
+from q2jax.solvers import Status, minimize
+
+from .solver_problems import (
     MAXITER,
     objective,
     quad_bounds,
@@ -17,9 +21,6 @@ from solver_problems import (
     rosen_problem,
     rosen_start,
 )
-
-from q2jax.errors import InputError
-from q2jax.solvers import Status, minimize
 
 
 @pytest.mark.parametrize("n", [2, 5])

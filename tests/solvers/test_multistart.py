@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from solver_problems import (
+
+from q2jax.solvers import MultiStartResult, Status, as_bounds, minimize, perturbed_starts
+
+from .solver_problems import (
     MAXITER,
     objective,
     quad_bounds,
@@ -13,8 +16,6 @@ from solver_problems import (
     rosen_problem,
     rosen_start,
 )
-
-from q2jax.solvers import MultiStartResult, Status, as_bounds, minimize, perturbed_starts
 
 N = 5
 

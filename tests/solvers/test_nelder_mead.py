@@ -6,7 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.optimize import minimize as scipy_minimize
-from solver_problems import (
+
+from q2jax.solvers import Status, initial_simplex, minimize
+
+from .solver_problems import (
     objective,
     quad_bounds,
     quad_problem,
@@ -14,8 +17,6 @@ from solver_problems import (
     rosen_problem,
     rosen_start,
 )
-
-from q2jax.solvers import Status, initial_simplex, minimize
 
 NM_MAXITER = 2000
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from solver_problems import objective, rosen_problem, rosen_start
 
 from q2jax.errors import InputError
 from q2jax.plotting import plot_convergence
 from q2jax.solvers import minimize
+
+from .solver_problems import objective, rosen_problem, rosen_start
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

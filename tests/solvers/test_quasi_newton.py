@@ -6,10 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from solver_problems import CENTRES, MAXITER, batch, objective, rosen_problem, rosen_start
 
 from q2jax.errors import InputError
 from q2jax.solvers import Status, minimize
+
+from .solver_problems import CENTRES, MAXITER, batch, objective, rosen_problem, rosen_start
 
 
 @pytest.mark.parametrize("n", [2, 5])

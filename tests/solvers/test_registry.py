@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
-from solver_problems import CENTRES, MAXITER, batch, objective, residuals
 
 from q2jax.errors import InputError
 from q2jax.solvers import Status, as_bounds, available_methods, get_solver, minimize
+
+from .solver_problems import CENTRES, MAXITER, batch, objective, residuals
 
 N = 5
 BOX = (jnp.zeros(N), jnp.ones(N))

@@ -5,15 +5,16 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from q2jax.adapters.scipy import (
     jax_objective,
     scipy_basinhopping,
     scipy_minimize,
     use_analytical_gradient,
 )
-from solver_problems import objective, quad_problem, quad_solution, quad_value, residuals
-
 from q2jax.errors import InputError
+
+from .solver_problems import objective, quad_problem, quad_solution, quad_value, residuals
 
 
 class Rosen:
