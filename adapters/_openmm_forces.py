@@ -30,16 +30,14 @@ Term-by-term equivalence (q2jax function -> OpenMM force):
 - bend-bend -k1 k2 dθ1 dθ2 and torsion-stretch -k (r - r0)(1 + cos 3φ) (MM3*)
   -> CustomCompoundBondForce written with particle coordinates (below).
 
-Reduced sites (MM3* hydrogens, ``q2jax.terms.sites``): a term touching an atom
-whose site is not the atom itself becomes a CustomCompoundBondForce over the
-term's atoms followed by their site parents (particles 1..k, k+1..2k; an atom
-that is its own site is its own parent), with per-term factors f1..fk and the
-geometry written from the site coordinates s = x_parent + f (x - x_parent):
-distances (bond lengths times 1/(f_i f_j)), angles atan2(|u x v|, u.v),
-dihedrals atan2 as in ``q2jax.terms.geometry``. Nonbonded pairs of such
-systems, or with MacroModel's van der Waals taper or pair-specific constants,
-are one CustomCompoundBondForce per family over (i, p_i, j, p_j): the site
-distance for the energy, the real distance for the taper.
+Reduced sites (MM3* hydrogens, ``q2jax.terms.sites``): each atom whose site is
+not the atom itself gets a massless OpenMM virtual site (TwoParticleAverageSite,
+s = (1 - f) x_parent + f x) after the molecule's atoms, and every bonded term
+acts on the sites, bond lengths times 1/(f_i f_j) (CustomBondForce). Nonbonded
+pairs of such systems, or with MacroModel's van der Waals taper or
+pair-specific constants, are one CustomCompoundBondForce per family over
+(site_i, site_j, i, j): the site distance for the energy, the real distance for
+the taper.
 """
 
 from __future__ import annotations
@@ -287,17 +285,20 @@ def out_of_plane_piece(mm, atoms: np.ndarray, params: np.ndarray) -> Piece:
     return Piece("out_of_plane", force, atoms, values, _compound, _compound_set)
 
 
-def stretch_bend_piece(mm, atoms: np.ndarray, params: np.ndarray) -> Piece:
-    """k (dr1 + dr2) dθ; params columns (k, r0_ij, r0_jk, theta0 in degrees)."""
-    expr = "k*(distance(p1,p2) - r1 + distance(p2,p3) - r2)*(angle(p1,p2,p3) - t0)"
+def stretch_bend_piece(mm, atoms: np.ndarray, params: np.ndarray,
+                       scales: np.ndarray | None = None) -> Piece:
+    """k (dr1 + dr2) dθ; params columns (k, r0_ij, r0_jk, theta0 in degrees); bond lengths
+    times ``scales`` (columns sa, sb; 1/(f_i f_j) between reduced sites; default 1)."""
+    expr = "k*(distance(p1,p2)*sa - r1 + distance(p2,p3)*sb - r2)*(angle(p1,p2,p3) - t0)"
     force = mm.CustomCompoundBondForce(3, expr)
-    for name in ("k", "r1", "r2", "t0"):
+    for name in ("k", "r1", "r2", "t0", "sa", "sb"):
         force.addPerBondParameter(name)
+    sc = np.ones((atoms.shape[0], 2)) if scales is None else scales
 
     def values(p):
         return np.stack([
             p[params[:, 0]] * _K_SB, p[params[:, 1]] * _L, p[params[:, 2]] * _L,
-            p[params[:, 3]] * DEG_TO_RAD,
+            p[params[:, 3]] * DEG_TO_RAD, sc[:, 0], sc[:, 1],
         ], axis=1)
 
     return Piece("stretch_bend", force, atoms, values, _compound, _compound_set)
@@ -389,223 +390,89 @@ def electrostatic_pieces(
     return out
 
 
-# --- terms at reduced sites, bend-bend, torsion-stretch -------------------------------------
+# --- scaled stretches, bend-bend, torsion-stretch, pairs at reduced sites --------------------
 
 
-def _site_defs(k: int) -> list[str]:
-    """Site coordinates s{a}{x,y,z} of the term's atoms a = 1..k (particle k + a is the
-    site parent of particle a, f{a} its per-term factor).
-
-    (A Lepton definition may use only the definitions after it: every helper below
-    lists a quantity before the ones it is made of, and the sites come last.)"""
-    return [f"s{a}{c} = {c}{a + k} + f{a}*({c}{a} - {c}{a + k})" for a in range(1, k + 1)
-            for c in "xyz"]
-
-
-def _vec(name: str, a: int, b: int) -> list[str]:
-    """name = s_b - s_a."""
-    return [f"{name}{c} = s{b}{c} - s{a}{c}" for c in "xyz"]
-
-
-def _norm(v: str) -> str:
-    return f"sqrt({v}x^2 + {v}y^2 + {v}z^2)"
-
-
-def _dot(u: str, v: str) -> str:
-    return f"({u}x*{v}x + {u}y*{v}y + {u}z*{v}z)"
-
-
-def _cross(name: str, u: str, v: str) -> list[str]:
-    return [f"{name}x = {u}y*{v}z - {u}z*{v}y", f"{name}y = {u}z*{v}x - {u}x*{v}z",
-            f"{name}z = {u}x*{v}y - {u}y*{v}x"]
-
-
-def _distance(name: str, a: int, b: int) -> list[str]:
-    return [f"{name} = {_norm(name + 'd')}"] + _vec(name + "d", a, b)
-
-
-def _angle(name: str, a: int, vertex: int, c: int) -> list[str]:
-    """Angle a-vertex-c, radians, atan2(|u x v|, u.v) as in q2jax.terms.geometry."""
-    u, v, n = name + "u", name + "v", name + "n"
-    return ([f"{name} = atan2({_norm(n)}, {_dot(u, v)})"] + _cross(n, u, v)
-            + _vec(u, vertex, a) + _vec(v, vertex, c))
-
-
-def _dihedral(name: str, a: int, b: int, c: int, d: int) -> list[str]:
-    """Dihedral a-b-c-d, radians, q2jax's convention (-atan2(m1.n2, n1.n2))."""
-    b0, b1, b2, n1, n2, m1 = (name + t for t in ("b0", "b1", "b2", "n1", "n2", "m1"))
-    return ([f"{name} = -atan2({_dot(m1, n2)}/{_norm(b1)}, {_dot(n1, n2)})"]
-            + _cross(m1, n1, b1) + _cross(n1, b0, b1) + _cross(n2, b1, b2)
-            + _vec(b0, a, b) + _vec(b1, b, c) + _vec(b2, c, d))
-
-
-def _mm3_stretch_expr() -> str:
-    return f"k*dr^2*(1 + dr*({_num(-MM3_CUBIC / _L)} + {_num(MM3_QUARTIC / _L**2)}*dr))"
-
-
-def _mm3_bend_expr() -> str:
-    poly = (
-        f"({_num(MM3_BEND_C3)} + d*({_num(MM3_BEND_C4)} + d*({_num(MM3_BEND_C5)} "
-        f"+ d*{_num(MM3_BEND_C6)})))"
-    )
-    return f"k*dt^2*(1 + d*{poly}); d = {_num(RAD_TO_DEG)}*dt"
-
-
-def _site_piece(mm, family: str, k: int, expression: list[str], names: tuple[str, ...],
-                atoms: np.ndarray, parents: np.ndarray, scales: np.ndarray,
-                values: Callable[[np.ndarray], np.ndarray]) -> Piece:
-    """A CustomCompoundBondForce over (atoms, their site parents) with per-term
-    parameters f1..fk then ``names`` (``values(full_params)`` gives the latter)."""
-    force = mm.CustomCompoundBondForce(2 * k, "; ".join(expression + _site_defs(k)))
-    for name in tuple(f"f{a}" for a in range(1, k + 1)) + names:
-        force.addPerBondParameter(name)
-    rows = np.concatenate([atoms, parents[atoms]], axis=1)
-    f = scales[atoms]
-
-    def all_values(p):
-        return np.concatenate([f, values(p)], axis=1)
-
-    return Piece(family, force, rows, all_values, _compound, _compound_set)
-
-
-def site_stretch_piece(mm, atoms, params, parents, scales, form: str) -> Piece:
-    """Stretches at sites: r = |s2 - s1| / (f1 f2); params columns (k, r0)."""
-    energy = _mm3_stretch_expr() if form == "mm3" else "k*dr^2"
-    expr = [energy, "dr = r*sc - r0"] + _distance("r", 1, 2)
-    sc = (1.0 / (scales[atoms[:, 0]] * scales[atoms[:, 1]]))[:, None]
+def scaled_stretch_piece(mm, atoms: np.ndarray, params: np.ndarray, scale: np.ndarray,
+                         form: str) -> Piece:
+    """Stretches of bond length r * sc (sc = 1/(f_i f_j) between reduced sites, as
+    q2jax.energy); params columns (k, r0)."""
+    energy = (f"k*dr^2*(1 + dr*({_num(-MM3_CUBIC / _L)} + {_num(MM3_QUARTIC / _L**2)}*dr))"
+              if form == "mm3" else "k*dr^2")
+    force = _new_custom(mm.CustomBondForce, f"{energy}; dr = r*sc - r0", ("k", "r0", "sc"))
 
     def values(p):
-        return np.concatenate([np.stack([p[params[:, 0]] * _K_BOND, p[params[:, 1]] * _L],
-                                        axis=1), sc], axis=1)
+        return np.stack([p[params[:, 0]] * _K_BOND, p[params[:, 1]] * _L, scale], axis=1)
 
-    return _site_piece(mm, "stretch", 2, expr, ("k", "r0", "sc"), atoms, parents, scales,
-                       values)
+    return Piece("stretch", force, atoms, values, _custom_bond, _custom_bond_set)
 
 
-def site_bend_piece(mm, atoms, params, parents, scales, form: str) -> Piece:
-    """Bends at sites; params columns (k, theta0 in degrees)."""
-    energy = _mm3_bend_expr() if form == "mm3" else "k*dt^2"
-    expr = [energy, "dt = th - t0"] + _angle("th", 1, 2, 3)
-
-    def values(p):
-        return np.stack([p[params[:, 0]] * _E, p[params[:, 1]] * DEG_TO_RAD], axis=1)
-
-    return _site_piece(mm, "bend", 3, expr, ("k", "t0"), atoms, parents, scales, values)
-
-
-def site_torsion_piece(mm, atoms, params, parents, scales) -> Piece:
-    """Fourier torsions at sites; params columns (V1, V2, V3)."""
-    expr = ["0.5*(v1*(1 + cos(ph)) + v2*(1 - cos(2*ph)) + v3*(1 + cos(3*ph)))"]
-    expr += _dihedral("ph", 1, 2, 3, 4)
-
-    def values(p):
-        return np.stack([p[params[:, n]] * _E for n in range(3)], axis=1)
-
-    return _site_piece(mm, "torsion", 4, expr, ("v1", "v2", "v3"), atoms, parents, scales,
-                       values)
-
-
-def site_stretch_bend_piece(mm, atoms, params, parents, scales) -> Piece:
-    """Stretch-bend at sites; params columns (k, r0_ij, r0_jk, theta0 in degrees)."""
-    expr = ["k*(ra*sa - r1 + rb*sb - r2)*(th - t0)"] + _distance("ra", 1, 2)
-    expr += _distance("rb", 2, 3) + _angle("th", 1, 2, 3)
-    sa = 1.0 / (scales[atoms[:, 0]] * scales[atoms[:, 1]])
-    sb = 1.0 / (scales[atoms[:, 1]] * scales[atoms[:, 2]])
-
-    def values(p):
-        return np.stack([p[params[:, 0]] * _K_SB, p[params[:, 1]] * _L, p[params[:, 2]] * _L,
-                         p[params[:, 3]] * DEG_TO_RAD, sa, sb], axis=1)
-
-    return _site_piece(mm, "stretch_bend", 3, expr, ("k", "r1", "r2", "t0", "sa", "sb"), atoms,
-                       parents, scales, values)
-
-
-def bend_bend_piece(mm, atoms, params, parents=None, scales=None) -> Piece:
+def bend_bend_piece(mm, atoms: np.ndarray, params: np.ndarray) -> Piece:
     """-k1 k2 (θ1 - t1)(θ2 - t2); atoms rows (centre, a1, b1, a2, b2), angles a1-c-b1 and
-    a2-c-b2; params columns (k1, k2, theta0_1, theta0_2 in degrees). At the atoms'
-    sites if ``parents`` and ``scales`` are given."""
+    a2-c-b2; params columns (k1, k2, theta0_1, theta0_2 in degrees)."""
+    expr = "-k1*k2*(angle(p2, p1, p3) - t1)*(angle(p4, p1, p5) - t2)"
+    force = mm.CustomCompoundBondForce(5, expr)
+    for name in ("k1", "k2", "t1", "t2"):
+        force.addPerBondParameter(name)
     root_e = float(np.sqrt(_E))
-    names = ("k1", "k2", "t1", "t2")
 
     def values(p):
         return np.stack([p[params[:, 0]] * root_e, p[params[:, 1]] * root_e,
                          p[params[:, 2]] * DEG_TO_RAD, p[params[:, 3]] * DEG_TO_RAD], axis=1)
 
-    energy = "-k1*k2*(ta - t1)*(tb - t2)"
-    if parents is None:
-        force = mm.CustomCompoundBondForce(5, f"{energy}; ta = angle(p2, p1, p3); "
-                                              "tb = angle(p4, p1, p5)")
-        for name in names:
-            force.addPerBondParameter(name)
-        return Piece("bend_bend", force, atoms, values, _compound, _compound_set)
-    expr = [energy] + _angle("ta", 2, 1, 3) + _angle("tb", 4, 1, 5)
-    return _site_piece(mm, "bend_bend", 5, expr, names, atoms, parents, scales, values)
+    return Piece("bend_bend", force, atoms, values, _compound, _compound_set)
 
 
-def torsion_stretch_piece(mm, atoms, params, parents=None, scales=None) -> Piece:
-    """-k (r sc - r0)(1 + cos 3φ), r the central bond; params columns (k, r0). At the
-    atoms' sites (sc = 1/(f_j f_k)) if ``parents`` and ``scales`` are given."""
-    names = ("k", "r0", "sc")
-    if parents is None:
-        sc = np.ones(atoms.shape[0])
-    else:
-        sc = 1.0 / (scales[atoms[:, 1]] * scales[atoms[:, 2]])
+def torsion_stretch_piece(mm, atoms: np.ndarray, params: np.ndarray, scale: np.ndarray
+                          ) -> Piece:
+    """-k (r sc - r0)(1 + cos 3φ), r the central bond (times sc = 1/(f_j f_k));
+    params columns (k, r0)."""
+    expr = "-k*(distance(p2, p3)*sc - r0)*(1 + cos(3*dihedral(p1, p2, p3, p4)))"
+    force = mm.CustomCompoundBondForce(4, expr)
+    for name in ("k", "r0", "sc"):
+        force.addPerBondParameter(name)
 
     def values(p):
-        return np.stack([p[params[:, 0]] * _K_SB, p[params[:, 1]] * _L, sc], axis=1)
+        return np.stack([p[params[:, 0]] * _K_SB, p[params[:, 1]] * _L, scale], axis=1)
 
-    energy = "-k*(r*sc - r0)*(1 + cos(3*ph))"
-    if parents is None:
-        force = mm.CustomCompoundBondForce(4, f"{energy}; r = distance(p2, p3); "
-                                              "ph = dihedral(p1, p2, p3, p4)")
-        for name in names:
-            force.addPerBondParameter(name)
-        return Piece("torsion_stretch", force, atoms, values, _compound, _compound_set)
-    expr = [energy] + _distance("r", 2, 3) + _dihedral("ph", 1, 2, 3, 4)
-    return _site_piece(mm, "torsion_stretch", 4, expr, names, atoms, parents, scales, values)
+    return Piece("torsion_stretch", force, atoms, values, _compound, _compound_set)
 
 
-def compound_pair_pieces(mm, pairs, vdw_scale, elec_scale, pair_vdw, taper, atom_vdw,
-                         charge_params, parents, scales, form: str, dielectric: float,
-                         families: set[str]) -> list[Piece]:
-    """vdW and Coulomb over (i, p_i, j, p_j): energies at the site distance rho, the
-    van der Waals taper (r_off^2 - r^2)/(r_off^2 - r_on^2) at the real distance r,
+def site_pair_pieces(mm, pairs, sites, vdw_scale, elec_scale, pair_vdw, taper, atom_vdw,
+                     charge_params, form: str, dielectric: float, families: set[str]
+                     ) -> list[Piece]:
+    """vdW and Coulomb over (site_i, site_j, i, j): energies at the site distance rho,
+    the van der Waals taper (r_off^2 - r^2)/(r_off^2 - r_on^2) at the real distance r,
     pair-specific r*/eps where ``pair_vdw`` points at them (as q2jax.energy)."""
-    rows = np.stack([pairs[:, 0], parents[pairs[:, 0]], pairs[:, 1], parents[pairs[:, 1]]], 1)
-    fij = np.stack([scales[pairs[:, 0]], scales[pairs[:, 1]]], axis=1)
-    rho = ["rho = sqrt(dx^2 + dy^2 + dz^2)"] + [
-        f"d{c} = ({c}4 + fj*({c}3 - {c}4)) - ({c}2 + fi*({c}1 - {c}2))" for c in "xyz"]
+    rows = np.stack([sites[pairs[:, 0]], sites[pairs[:, 1]], pairs[:, 0], pairs[:, 1]], 1)
     out = []
     if "vdw" in families:
-        expr = [f"on*eps*tp*{_vdw_shape(form, 'rs', 'rho')}",
+        expr = (f"on*eps*tp*{_vdw_shape(form, 'rs', 'rho')}; "
                 "tp = select(roff, min(1, max(0, (roff^2 - r^2)/(roff^2 - ron^2 + step(-roff)))),"
-                " 1)", "r = distance(p1, p3)"] + rho
-        force = mm.CustomCompoundBondForce(4, "; ".join(expr))
-        for name in ("fi", "fj", "on", "rs", "eps", "ron", "roff"):
+                " 1); r = distance(p3, p4); rho = distance(p1, p2)")
+        force = mm.CustomCompoundBondForce(4, expr)
+        for name in ("on", "rs", "eps", "ron", "roff"):
             force.addPerBondParameter(name)
 
         def values(p):
             i, j = pairs[:, 0], pairs[:, 1]
             special = p[pair_vdw[:, 0]] > 0.0
-            rs = np.where(special, p[pair_vdw[:, 0]],
-                          p[atom_vdw[i, 0]] + p[atom_vdw[j, 0]])
+            rs = np.where(special, p[pair_vdw[:, 0]], p[atom_vdw[i, 0]] + p[atom_vdw[j, 0]])
             eps = np.where(special, p[pair_vdw[:, 1]],
                            np.sqrt(p[atom_vdw[i, 1]] * p[atom_vdw[j, 1]] + _EPS_FLOOR))
             on = np.where(rs > 0.0, vdw_scale, 0.0)
-            return np.concatenate([fij, np.stack([on, np.where(rs > 0.0, rs, 1.0) * _L,
-                                                  eps * _E, taper[:, 0] * _L, taper[:, 1] * _L],
-                                                 axis=1)], axis=1)
+            return np.stack([on, np.where(rs > 0.0, rs, 1.0) * _L, eps * _E, taper[:, 0] * _L,
+                             taper[:, 1] * _L], axis=1)
 
         out.append(Piece("vdw", force, rows, values, _compound, _compound_set))
     if "charge" in families:
-        force = mm.CustomCompoundBondForce(4, "; ".join(["qq/rho"] + rho))
-        for name in ("fi", "fj", "qq"):
-            force.addPerBondParameter(name)
+        force = mm.CustomCompoundBondForce(4, "qq/distance(p1, p2)")
+        force.addPerBondParameter("qq")
         kc = _COULOMB / dielectric
 
         def values_q(p):
             qq = kc * elec_scale * p[charge_params[pairs[:, 0]]] * p[charge_params[pairs[:, 1]]]
-            return np.concatenate([fij, qq[:, None]], axis=1)
+            return qq[:, None]
 
         out.append(Piece("electrostatic", force, rows, values_q, _compound, _compound_set))
     return out
@@ -622,11 +489,8 @@ __all__ = [
     "stretch_bend_piece",
     "vdw_pieces",
     "electrostatic_pieces",
-    "site_stretch_piece",
-    "site_bend_piece",
-    "site_torsion_piece",
-    "site_stretch_bend_piece",
+    "scaled_stretch_piece",
     "bend_bend_piece",
     "torsion_stretch_piece",
-    "compound_pair_pieces",
+    "site_pair_pieces",
 ]

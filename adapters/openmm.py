@@ -50,14 +50,11 @@ from ._openmm_forces import (
     Piece,
     bend_bend_piece,
     bend_piece,
-    compound_pair_pieces,
     electrostatic_pieces,
     out_of_plane_piece,
     require_openmm,
-    site_bend_piece,
-    site_stretch_bend_piece,
-    site_stretch_piece,
-    site_torsion_piece,
+    scaled_stretch_piece,
+    site_pair_pieces,
     stretch_bend_piece,
     stretch_piece,
     torsion_piece,
@@ -88,35 +85,32 @@ def _rows(terms, group: str):
     return atoms, params
 
 
-# For each term slot, the slots its site may lie towards without changing the term's
-# geometry: a hydrogen's site on its own bond keeps bond lengths (divided back by f),
-# bend angles at its parent and dihedral planes through its parent.
-_SITE_FREE = {
-    "bond": ((1,), (0,)),
-    "angle": ((1,), (), (1,)),
-    "sb": ((1,), (), (1,)),
-    "torsion": ((1, 2), (2,), (1,), (1, 2)),
-    "ts": ((1, 2), (2,), (1,), (1, 2)),
-    "improper": ((), (), (), ()),
-    "bb": ((), (0,), (0,), (0,), (0,)),
-}
+@dataclass(frozen=True)
+class _Sites:
+    """The molecule's reduced sites: ``index[a]`` is the OpenMM particle of atom a's site
+    (a itself, or a virtual particle after the n atoms), ``scale`` the factors f."""
+
+    index: np.ndarray
+    parent: np.ndarray
+    scale: np.ndarray
+    moved: np.ndarray  # atoms with a virtual site
+
+    @classmethod
+    def of(cls, terms: Terms, n: int) -> _Sites:
+        parent = np.asarray(terms.atom_site_parent, np.int64)[:n]
+        scale = np.asarray(terms.atom_site_scale, np.float64)[:n]
+        moved = (parent != np.arange(n)) & (scale != 1.0)
+        index = np.arange(n)
+        index[moved] = n + np.arange(int(moved.sum()))
+        return cls(index, parent, scale, moved)
+
+    def length_scale(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return 1.0 / (self.scale[a] * self.scale[b])
 
 
-def _needs_sites(atoms: np.ndarray, parents: np.ndarray, moved: np.ndarray,
-                 free: tuple[tuple[int, ...], ...]) -> np.ndarray:
-    """Rows (terms) whose value changes when their atoms move to their sites."""
-    out = np.zeros(atoms.shape[0], bool)
-    for slot, ok in enumerate(free):
-        a = atoms[:, slot]
-        on_own_bond = np.zeros_like(out)
-        for other in ok:
-            on_own_bond |= parents[a] == atoms[:, other]
-        out |= moved[a] & ~on_own_bond
-    return out
-
-
-def _pieces(mm, ff: ForceField, molecule: Molecule, terms: Terms | None) -> list[Piece]:
-    """The OpenMM forces of ``molecule`` under ``ff``, family by family."""
+def _pieces(mm, ff: ForceField, molecule: Molecule, terms: Terms | None
+            ) -> tuple[list[Piece], _Sites]:
+    """The OpenMM forces of ``molecule`` under ``ff``, family by family, and its sites."""
     if ff.form not in FORMS:
         raise EngineError(f"functional form {ff.form!r} has no OpenMM representation; "
                           f"expected one of {FORMS}")
@@ -125,81 +119,67 @@ def _pieces(mm, ff: ForceField, molecule: Molecule, terms: Terms | None) -> list
     elif np.asarray(terms.atom_charge_params).shape != (molecule.n_atoms,):
         raise InputError(f"term tables are for {np.asarray(terms.atom_charge_params).shape[0]} "
                          f"atoms, molecule {molecule.name!r} has {molecule.n_atoms}")
-    out: list[Piece] = []
     n = molecule.n_atoms
-    parents = np.asarray(terms.atom_site_parent, np.int64)[:n]
-    scales = np.asarray(terms.atom_site_scale, np.float64)[:n]
-    moved = (parents != np.arange(n)) & (scales != 1.0)  # atoms whose site is elsewhere
-
-    def split(group):  # (rows the sites leave unchanged, rows that need the sites)
-        atoms, params = _rows(terms, group)
-        at_site = _needs_sites(atoms, parents, moved, _SITE_FREE[group])
-        return (atoms[~at_site], params[~at_site]), (atoms[at_site], params[at_site])
-
-    (atoms, params), (s_atoms, s_params) = split("bond")
+    sites = _Sites.of(terms, n)
+    at = sites.index  # bonded terms act on the sites
+    out: list[Piece] = []
+    atoms, params = _rows(terms, "bond")
     if len(atoms):
-        out.append(stretch_piece(mm, atoms, params, ff.form))
-    if len(s_atoms):
-        out.append(site_stretch_piece(mm, s_atoms, s_params, parents, scales, ff.form))
-    (atoms, params), (s_atoms, s_params) = split("angle")
+        sc = sites.length_scale(atoms[:, 0], atoms[:, 1])
+        if np.all(sc == 1.0):
+            out.append(stretch_piece(mm, at[atoms], params, ff.form))
+        else:
+            out.append(scaled_stretch_piece(mm, at[atoms], params, sc, ff.form))
+    atoms, params = _rows(terms, "angle")
     if len(atoms):
-        out.append(bend_piece(mm, atoms, params, ff.form))
-    if len(s_atoms):
-        out.append(site_bend_piece(mm, s_atoms, s_params, parents, scales, ff.form))
-    (atoms, params), (s_atoms, s_params) = split("torsion")
+        out.append(bend_piece(mm, at[atoms], params, ff.form))
+    atoms, params = _rows(terms, "torsion")
     if len(atoms):
-        out.append(torsion_piece(mm, atoms, params))
-    if len(s_atoms):
-        out.append(site_torsion_piece(mm, s_atoms, s_params, parents, scales))
-    (atoms, params), (s_atoms, s_params) = split("improper")
-    if len(s_atoms):
-        raise EngineError("out-of-plane terms on reduced (MM3*) sites have no OpenMM form")
+        out.append(torsion_piece(mm, at[atoms], params))
+    atoms, params = _rows(terms, "improper")
     if len(atoms):
-        out.append(out_of_plane_piece(mm, atoms, params))
-    (atoms, params), (s_atoms, s_params) = split("sb")
+        out.append(out_of_plane_piece(mm, at[atoms], params))
+    atoms, params = _rows(terms, "sb")
     if len(atoms):
-        out.append(stretch_bend_piece(mm, atoms, params))
-    if len(s_atoms):
-        out.append(site_stretch_bend_piece(mm, s_atoms, s_params, parents, scales))
-    (atoms, params), (s_atoms, s_params) = split("bb")
+        sc = np.stack([sites.length_scale(atoms[:, 0], atoms[:, 1]),
+                       sites.length_scale(atoms[:, 1], atoms[:, 2])], axis=1)
+        out.append(stretch_bend_piece(mm, at[atoms], params, sc))
+    atoms, params = _rows(terms, "bb")
     if len(atoms):
-        out.append(bend_bend_piece(mm, atoms, params))
-    if len(s_atoms):
-        out.append(bend_bend_piece(mm, s_atoms, s_params, parents, scales))
-    (atoms, params), (s_atoms, s_params) = split("ts")
+        out.append(bend_bend_piece(mm, at[atoms], params))
+    atoms, params = _rows(terms, "ts")
     if len(atoms):
-        out.append(torsion_stretch_piece(mm, atoms, params))
-    if len(s_atoms):
-        out.append(torsion_stretch_piece(mm, s_atoms, s_params, parents, scales))
+        sc = sites.length_scale(atoms[:, 1], atoms[:, 2])
+        out.append(torsion_stretch_piece(mm, at[atoms], params, sc))
     mask = np.asarray(terms.pair_mask, bool)
     pairs = np.asarray(terms.pair_atoms, np.int64)[mask]
     fams = ff.families()
     pair_vdw = np.asarray(terms.pair_vdw_params, np.int64)[mask]
     taper = np.asarray(terms.pair_taper, np.float64)[mask]
-    zero = ff.zero_slot
-    compound = len(pairs) and (moved[pairs].any() or (taper[:, 1] > 0.0).any()
-                               or (pair_vdw != zero).any())
-    if compound:
-        out += compound_pair_pieces(
-            mm, pairs, np.asarray(terms.pair_vdw_scale, np.float64)[mask],
-            np.asarray(terms.pair_elec_scale, np.float64)[mask], pair_vdw, taper,
-            np.asarray(terms.atom_vdw_params, np.int64), np.asarray(terms.atom_charge_params,
-                                                                    np.int64),
-            parents, scales, ff.form, float(ff.settings.dielectric), fams)
-    elif len(pairs) and "vdw" in fams:
+    elec_scale = np.asarray(terms.pair_elec_scale, np.float64)[mask]
+    at_sites = len(pairs) and (sites.moved[pairs].any() or (taper[:, 1] > 0.0).any()
+                               or (pair_vdw != ff.zero_slot).any())
+    if at_sites:
+        out += site_pair_pieces(
+            mm, pairs, at, np.asarray(terms.pair_vdw_scale, np.float64)[mask], elec_scale,
+            pair_vdw, taper, np.asarray(terms.atom_vdw_params, np.int64),
+            np.asarray(terms.atom_charge_params, np.int64), ff.form,
+            float(ff.settings.dielectric), fams)
+        return out, sites
+    if len(pairs) and "vdw" in fams:
         scale = np.asarray(terms.pair_vdw_scale, np.float64)[mask]
         out += vdw_pieces(mm, pairs, scale, np.asarray(terms.atom_vdw_params, np.int64),
                           ff.form, n)
-    if not compound and len(pairs) and "charge" in fams:
-        scale = np.asarray(terms.pair_elec_scale, np.float64)[mask]
-        out += electrostatic_pieces(mm, pairs, scale,
+    if len(pairs) and "charge" in fams:
+        out += electrostatic_pieces(mm, pairs, elec_scale,
                                     np.asarray(terms.atom_charge_params, np.int64),
                                     float(ff.settings.dielectric), n)
-    return out
+    return out, sites
 
 
-def _topology(mm, molecule: Molecule):
-    """One chain, one residue, atoms in the molecule's order with their bonds."""
+def _topology(mm, molecule: Molecule, sites: _Sites):
+    """One chain, one residue, atoms in the molecule's order with their bonds, then
+    one element-less atom ``S<i>`` per virtual site (of atom i, bonded to it)."""
     app = mm.app
     top = app.Topology()
     chain = top.addChain()
@@ -213,6 +193,8 @@ def _topology(mm, molecule: Molecule):
         atoms.append(top.addAtom(f"{sym}{i + 1}", element, res))
     for a, b in molecule.bonds:
         top.addBond(atoms[a], atoms[b])
+    for i in np.flatnonzero(sites.moved).tolist():
+        top.addBond(atoms[i], top.addAtom(f"S{i + 1}", None, res))
     return top
 
 
@@ -222,20 +204,27 @@ class _Model:
     topology: Any
     pieces: list[Piece]
     n_atoms: int
+    n_particles: int  # atoms, then virtual sites
 
 
 def _build(ff: ForceField, molecule: Molecule, params=None, terms: Terms | None = None) -> _Model:
     mm = require_openmm()
-    pieces = _pieces(mm, ff, molecule, terms)
+    pieces, sites = _pieces(mm, ff, molecule, terms)
     p = full_params(ff, params)
     system = mm.System()
     for m in np.asarray(molecule.masses, np.float64).tolist():
         system.addParticle(m)
+    for i in np.flatnonzero(sites.moved).tolist():  # s = (1 - f) x_parent + f x
+        f = float(sites.scale[i])
+        system.addParticle(0.0)
+        system.setVirtualSite(int(sites.index[i]),
+                              mm.TwoParticleAverageSite(int(sites.parent[i]), i, 1.0 - f, f))
     for piece in pieces:
         piece.fill(p)
         piece.force.setForceGroup(FAMILIES.index(piece.family))
         system.addForce(piece.force)
-    return _Model(system, _topology(mm, molecule), pieces, molecule.n_atoms)
+    return _Model(system, _topology(mm, molecule, sites), pieces, molecule.n_atoms,
+                  system.getNumParticles())
 
 
 def to_openmm_system(ff: ForceField, molecule: Molecule, *, terms: Terms | None = None):
@@ -244,7 +233,9 @@ def to_openmm_system(ff: ForceField, molecule: Molecule, *, terms: Terms | None 
     The terms are ``build_terms(ff, molecule)`` unless ``terms`` gives other
     tables of the same molecule (e.g. the MM3* assignment of
     ``q2jax.io.mm3_assign``, ``Mm3ForceField.systems[i].terms``). Atoms in the
-    molecule's order with its masses (amu); force group i holds family
+    molecule's order with its masses (amu), then one massless virtual site per
+    reduced MM3* hydrogen (none for ``build_terms`` tables): give those any
+    positions and call ``Context.computeVirtualSites()``. Force group i holds family
     ``FAMILIES[i]`` (stretch, bend, torsion, out_of_plane, stretch_bend, vdw,
     electrostatic, bend_bend, torsion_stretch). Positions must be given in nm.
     """
@@ -258,7 +249,8 @@ def write_system_xml(
     """Serialise the OpenMM System of ``molecule`` under ``ff`` (``openmm.XmlSerializer``).
 
     Plain OpenMM reproduces q2jax's energies from it: deserialise, build a
-    Context, set the positions (nm). Returns the path written.
+    Context, set the positions (nm; any values for virtual sites after the
+    atoms), ``computeVirtualSites()``. Returns the path written.
     """
     mm = require_openmm()
     system, _ = to_openmm_system(ff, molecule, terms=terms)
@@ -432,13 +424,25 @@ class OpenMMEngine:
             raise InputError(f"coordinates of molecule {molecule.name!r} contain NaN or inf")
         return x
 
+    @staticmethod
+    def _set_positions(context, x: np.ndarray) -> None:
+        """Atoms at ``x`` (Å); virtual sites (after the atoms) computed from them."""
+        extra = context.getSystem().getNumParticles() - x.shape[0]
+        if extra:
+            context.setPositions(np.concatenate([x, np.zeros((extra, 3))]) * ANGSTROM_TO_NM)
+            context.computeVirtualSites()
+        else:
+            context.setPositions(x * ANGSTROM_TO_NM)
+
     def _evaluate(self, context, x: np.ndarray, forces: bool = True, groups: int = -1):
-        """(energy kcal/mol, gradient kcal/(mol Å) or None) at ``x`` (Å)."""
-        context.setPositions(x * ANGSTROM_TO_NM)
+        """(energy kcal/mol, gradient kcal/(mol Å) or None) at ``x`` (Å). The forces on
+        virtual sites are already carried by their atoms; only the atoms' are returned."""
+        self._set_positions(context, x)
         state = context.getState(getEnergy=True, getForces=forces, groups=groups)
         self.n_evaluations += 1
         e = state.getPotentialEnergy()._value * KJ_TO_KCAL  # OpenMM reports kJ/mol
-        g = -state.getForces(asNumpy=True)._value * _FORCE_TO_Q2JAX if forces else None
+        g = (-state.getForces(asNumpy=True)._value[: x.shape[0]] * _FORCE_TO_Q2JAX
+             if forces else None)
         if not np.isfinite(e) or (g is not None and not np.all(np.isfinite(g))):
             raise EngineError("OpenMM returned a non-finite energy or force (atoms overlapping "
                               "or parameters out of range?)")
@@ -520,10 +524,11 @@ class OpenMMEngine:
         entry = self._entry(ff, molecule, params, terms)
         ctx = entry.context
         x = self._coords(molecule, coords)
-        ctx.setPositions(x * ANGSTROM_TO_NM)
+        self._set_positions(ctx, x)
         tol_kj_nm = tolerance / _FORCE_TO_Q2JAX
         mm.LocalEnergyMinimizer.minimize(ctx, tol_kj_nm, int(max_iterations))
         x = ctx.getState(getPositions=True).getPositions(asNumpy=True)._value * NM_TO_ANGSTROM
+        x = x[: molecule.n_atoms]
         e, g = self._evaluate(ctx, x)
         for _ in range(int(newton_steps)):
             if np.abs(g).max() < tolerance:

@@ -254,7 +254,7 @@ def _print_fit_table(result, molecules, qm_freqs, report: dict) -> None:
 
 def cmd_fit(args) -> int:
     from q2jax.errors import InputError
-    from q2jax.fit import default_fit, fit, qfuerza_start
+    from q2jax.fit import DEFAULT_CARTESIAN_WEIGHT, default_fit, fit, qfuerza_start
 
     progress = None if args.quiet else True
     if args.config:
@@ -286,14 +286,14 @@ def cmd_fit(args) -> int:
         form, method = args.form or "harmonic", args.method or "lm"
         maxiter = args.maxiter or 100
         ts = bool(args.transition_state)
+        weight = DEFAULT_CARTESIAN_WEIGHT if args.cartesian_weight is None else args.cartesian_weight
         with _Stage("fitting (first run compiles; later runs use the cache)", args.quiet):
             result = default_fit(mols, [hessian], form=form, method=method, maxiter=maxiter,
-                                 transition_state=ts, progress=progress,
-                                 cartesian_weight=args.cartesian_weight)
+                                 transition_state=ts, progress=progress, cartesian_weight=weight)
         name = mol.name
     out = Path(args.out) if args.out else Path("out") / f"fit-{name}"
     settings = {"form": form, "method": method, "maxiter": maxiter,
-                "cartesian_weight": args.cartesian_weight}
+                "cartesian_weight": args.cartesian_weight or DEFAULT_CARTESIAN_WEIGHT}
     report = _write_outputs(out, result, mols, qm_freqs, args, settings)
     _print_fit_table(result, mols, qm_freqs, report)
     print(f"\nwrote {out}/forcefield.json, {out}/report.json"
@@ -424,8 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lm (default), jaxopt:lbfgsb, jaxopt:lbfgs, optimistix:bfgs, optax:adam, "
                         "Nelder-Mead, multi:<method>, basinhopping:<method>")
     p.add_argument("--maxiter", type=int, default=None)
-    p.add_argument("--cartesian-weight", type=float, default=1000.0,
-                   help="weight of the relaxed-geometry RMSD (Å) residual (default 1000)")
+    p.add_argument("--cartesian-weight", type=float, default=None,
+                   help="weight of the relaxed-geometry RMSD (Å) residual (default 3000: "
+                        "0.01 Å costs as much as 30 cm^-1)")
     p.add_argument("--transition-state", action="store_true",
                    help="the structure is a transition state (relax to a first-order saddle)")
     p.add_argument("--out", help="output directory (default out/fit-<name>)")

@@ -13,7 +13,8 @@ MM3's reduced hydrogen positions, as MacroModel's MM3* uses them; s = x for
 a plain atom), so their Hessian in atom coordinates is A^T H_s A (exact, the
 map is linear). The nonbonded family acts on atom positions: each pair term
 holds both atoms and their site parents (4 atoms), its energy depends on the
-site distance and, through MacroModel's van der Waals taper, on the real one.
+site distance and, through MacroModel's van der Waals taper, on the real one
+(``q2jax.terms.pairs``).
 
 Units: coordinates Å, energy kcal/mol, gradient kcal/(mol Å), Hessian
 kcal/(mol Å^2).
@@ -32,24 +33,23 @@ from q2jax.forcefield import ForceField, Settings
 from q2jax.system import System, Terms
 from q2jax.terms import (
     bend_deviation,
-    coulomb,
     dihedrals,
     distances,
     fourier_torsion,
     harmonic_bend,
     harmonic_out_of_plane,
     harmonic_stretch,
-    lennard_jones,
     mm3_bend,
     mm3_bend_bend,
-    mm3_buckingham,
     mm3_stretch,
     mm3_torsion_stretch,
     out_of_plane,
+    pair_coefficients,
+    pair_energies,
+    pair_local,
     site_coordinates,
     site_map_transpose,
     stretch_bend,
-    vdw_taper,
 )
 from q2jax.units import DEG_TO_RAD
 
@@ -126,52 +126,6 @@ def _bend_bend_local(x, th):
     # th = [k1, k2, theta0_1, theta0_2]
     d, _ = bend_deviation(x, _BB_ANGLES, jnp.ones((2,), bool), th[2:4])
     return mm3_bend_bend(d[0], d[1], th[0], th[1])
-
-
-
-# --- nonbonded pairs ------------------------------------------------------------------------
-# A pair term holds atoms (i, p_i, j, p_j), p the site parents, and
-# theta = [r*, eps, vdW scale (0 when absent), q_i q_j * elec scale, f_i, f_j, r_on, r_off].
-# Its energy is phi(d_site, d_real), d_site = s_j - s_i and d_real = x_j - x_i, both linear in
-# the four positions: d = C x with C below, so its local Hessian is C^T (d2 phi) C.
-
-
-def _pair_coefficients(th):
-    """C (2, 4): rows d_site, d_real; columns x_i, x_pi, x_j, x_pj."""
-    fi, fj = th[4], th[5]
-    return jnp.stack([
-        jnp.stack([-fi, fi - 1.0, fj, 1.0 - fj]),
-        jnp.array([-1.0, 0.0, 1.0, 0.0], dtype=th.dtype),
-    ])
-
-
-def _pair_parts(d_site, d_real, th, mm3: bool, dielectric: float):
-    """(vdW, electrostatic) energies of pairs from their site and real separations."""
-    vdw = mm3_buckingham if mm3 else lennard_jones
-    rho = jnp.sqrt(jnp.sum(d_site * d_site, axis=-1))
-    r = jnp.sqrt(jnp.sum(d_real * d_real, axis=-1))
-    rstar = jnp.where(th[..., 2] != 0.0, th[..., 0], 1.0)
-    taper = vdw_taper(r, th[..., 6], th[..., 7])
-    e_vdw = th[..., 2] * taper * vdw(rho, rstar, th[..., 1])
-    e_ele = coulomb(rho, th[..., 3], 1.0, dielectric)
-    return e_vdw, e_ele
-
-
-def _pair_family(mm3: bool, dielectric: float):
-    def phi(d6, th):
-        e_vdw, e_ele = _pair_parts(d6[:3], d6[3:], th, mm3, dielectric)
-        return e_vdw + e_ele
-
-    def local(x, th):
-        d = _pair_coefficients(th) @ x  # (2, 3)
-        return phi(d.reshape(6), th)
-
-    def local_hessian(x, th):
-        c = _pair_coefficients(th)
-        h6 = jax.hessian(phi)((c @ x).reshape(6), th).reshape(2, 3, 2, 3)
-        return jnp.einsum("ua,vb,uivj->aibj", c, c, h6)
-
-    return local, local_hessian
 
 
 def families(
@@ -288,7 +242,7 @@ def _nonbonded_family(p, terms: Terms, mm3: bool, dielectric: float) -> Family:
     )
     parent = terms.atom_site_parent
     atoms = jnp.stack([pa[:, 0], parent[pa[:, 0]], pa[:, 1], parent[pa[:, 1]]], axis=-1)
-    local, local_hessian = _pair_family(mm3, dielectric)
+    local, local_hessian = pair_local(mm3, dielectric)
     return Family("nonbonded", atoms, terms.pair_mask, theta, local, "atom", local_hessian)
 
 
@@ -326,9 +280,9 @@ def energy_components(
             out[fam.name] = jnp.sum(_family_energies(sites, fam))
             continue
         x = _local_coords(coords, fam)  # (n, 4, 3)
-        d = jnp.einsum("nua,nai->nui", jax.vmap(_pair_coefficients)(fam.theta), x)
-        e_vdw, e_ele = _pair_parts(d[:, 0], d[:, 1], fam.theta, form == "mm3",
-                                   settings.dielectric)
+        d = jnp.einsum("nua,nai->nui", jax.vmap(pair_coefficients)(fam.theta), x)
+        e_vdw, e_ele = pair_energies(d[:, 0], d[:, 1], fam.theta, form == "mm3",
+                                     settings.dielectric)
         out["vdw"] = jnp.sum(jnp.where(fam.mask, e_vdw, 0.0))
         out["electrostatic"] = jnp.sum(jnp.where(fam.mask, e_ele, 0.0))
     return out

@@ -35,7 +35,12 @@ from q2jax.reference import ReferenceArrays, ReferenceSet, build_reference_array
 from q2jax.relax import RelaxOptions, relax
 from q2jax.system import System, build_batch
 from q2jax.units import RAD_TO_DEG
-from q2jax.vibrations import eigenmatrix, eigenvalue_to_frequency, eigvalsh, vibrational_eigenvalues
+from q2jax.vibrations import (
+    eigenmatrix,
+    eigenvalue_to_frequency_smooth,
+    eigvalsh,
+    vibrational_eigenvalues,
+)
 
 PLACES = ("relaxed", "reference")
 
@@ -221,7 +226,7 @@ def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
     if r.freq_values is not None:
         h_eval = hess(x_eval)
         lam = vibrational_eigenvalues(h_eval, x_eval, a.masses, n_modes, a.atom_mask)
-        nu = eigenvalue_to_frequency(lam)[r.freq_index]
+        nu = eigenvalue_to_frequency_smooth(lam)[r.freq_index]
         blocks["frequency"] = r.freq_weights * (nu - r.freq_values)
     if r.eig_values is not None or r.hess_values is not None:
         h = h_eval if (h_eval is not None and x_hess is x_eval) else hess(x_hess)
@@ -280,7 +285,11 @@ def residual_blocks(params: Float[Array, " p"], spec: ObjectiveSpec) -> dict[str
 
         out["energy"] = r.energy_weights * (centred(e_mm) - centred(r.energy_values))
     if spec.forcefield.n_params:
-        out["regularization"] = jnp.sqrt(spec.lam) * (params - spec.p_ref) / spec.reg_scale
+        # sqrt(λ) rows for least-squares solvers; the derivative at λ = 0 is taken as 0
+        # (loss() adds λ||.||² directly, so its λ-derivative is exact everywhere)
+        pos = spec.lam > 0
+        root = jnp.where(pos, jnp.sqrt(jnp.where(pos, spec.lam, 1.0)), 0.0)
+        out["regularization"] = root * (params - spec.p_ref) / spec.reg_scale
     return out
 
 
@@ -292,8 +301,12 @@ def residuals(params: Float[Array, " p"], spec: ObjectiveSpec) -> Float[Array, "
 
 def loss(params: Float[Array, " p"], spec: ObjectiveSpec) -> Float[Array, ""]:
     """sum(residuals^2) = data misfit + λ ||(p - p_ref)/scale||^2."""
-    r = residuals(params, spec)
-    return jnp.sum(r * r)
+    blocks = residual_blocks(params, spec)
+    data = sum(jnp.sum(v * v) for k, v in blocks.items() if k != "regularization")
+    if "regularization" not in blocks:
+        return data
+    d = (params - spec.p_ref) / spec.reg_scale
+    return data + spec.lam * jnp.sum(d * d)
 
 
 def loss_breakdown(params, spec: ObjectiveSpec) -> dict[str, float]:

@@ -67,17 +67,47 @@ def internal_projector(
     return jnp.diag(mask3) - trans @ trans.T - proj_rot
 
 
+DEGENERACY_RTOL = 1e-5
+"""Eigenvalues closer than this (relative) are treated as one degenerate level
+when differentiating eigenvectors (second derivatives of frequencies)."""
+
+
+@jax.custom_jvp
+def _eigh(a):
+    w, v = jnp.linalg.eigh(a)
+    return w, v
+
+
+@_eigh.defjvp
+def _eigh_jvp(primals, tangents):
+    """Eigen-decomposition derivative that stays finite at (near-)degeneracies:
+    couplings between eigenvalues closer than DEGENERACY_RTOL are dropped, the
+    degenerate-perturbation-theory limit for perturbations that keep the
+    degeneracy (e.g. symmetric force-field changes)."""
+    (a,), (da,) = primals, tangents
+    w, v = jnp.linalg.eigh(a)
+    da = 0.5 * (da + da.T)
+    vdv = v.T @ da @ v
+    gap = w[None, :] - w[:, None]  # gap[j, i] = w_i - w_j
+    scale = 0.5 * (jnp.abs(w[None, :]) + jnp.abs(w[:, None]))
+    far = jnp.abs(gap) > DEGENERACY_RTOL * scale + 1e-300
+    f = jnp.where(far, 1.0 / jnp.where(far, gap, 1.0), 0.0)
+    dv = v @ (f * vdv)
+    return (w, v), (jnp.diagonal(vdv), dv)
+
+
 @jax.custom_jvp
 def eigvalsh(a: Float[Array, "n n"]) -> Float[Array, " n"]:
     """Eigenvalues (ascending) of a symmetric matrix, with the first-order
-    perturbation derivative dλ_i = v_iᵀ dA v_i (finite at degeneracies)."""
+    perturbation derivative dλ_i = v_iᵀ dA v_i (finite at degeneracies; second
+    derivatives drop couplings within (near-)degenerate levels)."""
     return jnp.linalg.eigh(a)[0]
 
 
 @eigvalsh.defjvp
 def _eigvalsh_jvp(primals, tangents):
     (a,), (da,) = primals, tangents
-    w, v = jnp.linalg.eigh(a)
+    w, v = _eigh(a)
     da = 0.5 * (da + da.T)
     dw = jnp.einsum("ji,jk,ki->i", v, da, v)
     return w, dw
@@ -120,6 +150,28 @@ def _eig_to_freq_jvp(primals, tangents):
     nu = eigenvalue_to_frequency(lam)
     slope = 0.5 * EIGENVALUE_TO_CM1 / jnp.sqrt(jnp.maximum(jnp.abs(lam), _FREQ_GRAD_FLOOR))
     return nu, slope * dlam
+
+
+SMOOTH_BELOW_CM1 = 50.0
+"""Below this |frequency| the fitting map from eigenvalue to frequency is a
+smooth odd cubic instead of sqrt (whose slope is infinite at zero)."""
+
+
+def eigenvalue_to_frequency_smooth(eigenvalue: Array, below_cm1: float = SMOOTH_BELOW_CM1) -> Array:
+    """Signed frequency (cm^-1) for fitting: exactly sign(λ) sqrt(|λ|) * 108.59 for
+    |ν| >= ``below_cm1``, and the C¹ odd cubic g(λ) = (5/4) λ/√λc − λ³/(4 λc^(5/2))
+    (in sqrt-eigenvalue units) below it, so that a mode near zero frequency (an
+    unparametrised torsion at its start, a nearly flat mode) has a finite,
+    moderate derivative instead of an infinite one. Reported frequencies always
+    use :func:`eigenvalue_to_frequency`."""
+    lam_c = (below_cm1 / EIGENVALUE_TO_CM1) ** 2
+    a = jnp.abs(eigenvalue)
+    big = a >= lam_c
+    safe = jnp.where(big, a, lam_c)
+    root = jnp.sqrt(safe)
+    lam = eigenvalue
+    cubic = 1.25 * lam / jnp.sqrt(lam_c) - 0.25 * lam**3 / lam_c**2.5  # odd: no sign() needed
+    return jnp.where(big, jnp.sign(lam) * root, cubic) * EIGENVALUE_TO_CM1
 
 
 def frequencies(
@@ -181,6 +233,7 @@ __all__ = [
     "eigvalsh",
     "vibrational_eigenvalues",
     "eigenvalue_to_frequency",
+    "eigenvalue_to_frequency_smooth",
     "frequencies",
     "normal_modes",
     "cartesian_displacements",

@@ -13,6 +13,7 @@ from q2jax.terms.geometry import (
     safe_norm,
 )
 from q2jax.terms.oop import harmonic_out_of_plane
+from q2jax.terms.pairs import pair_coefficients, pair_energies, pair_local
 from q2jax.terms.sites import site_coordinates, site_map_transpose, vdw_taper
 from q2jax.terms.stretch import harmonic_stretch, mm3_stretch
 from q2jax.terms.stretch_bend import stretch_bend
@@ -36,6 +37,9 @@ __all__ = [
     "mm3_stretch",
     "mm3_torsion_stretch",
     "out_of_plane",
+    "pair_coefficients",
+    "pair_energies",
+    "pair_local",
     "safe_norm",
     "site_coordinates",
     "site_map_transpose",

@@ -1,8 +1,11 @@
 """q2jax.adapters.openmm against q2jax's JAX energy.
 
 OpenMM (Reference platform, double precision) evaluates the exported System
-with its own code (standard and Lepton custom forces); every figure here is
-compared with ``q2jax.energy`` on the same force field and geometry:
+with its own code (standard and Lepton custom forces, virtual sites for
+MM3*'s reduced hydrogens); every force field here has every family, MM3's
+bend-bend, torsion-stretch and pair-specific vdW included, and the published
+Rh-enamide MM3* adds the reduced sites and MacroModel's vdW taper. Every
+figure is compared with ``q2jax.energy`` on the same force field and geometry:
 energies and forces to 1e-6 relative, frequencies from OpenMM's
 finite-difference Hessian to 0.1 cm^-1, and the serialised System XML read
 back by plain OpenMM.
@@ -19,6 +22,9 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+
+import q2jax.energy as qe
+from q2jax import ForceField, Molecule
 from q2jax.adapters.openmm import (
     FAMILIES,
     OpenMMEngine,
@@ -26,10 +32,8 @@ from q2jax.adapters.openmm import (
     to_openmm_system,
     write_system_xml,
 )
-
-import q2jax.energy as qe
-from q2jax import ForceField, Molecule
 from q2jax.errors import EngineError, InputError, Q2JaxError
+from q2jax.params import canonical_key
 from q2jax.system import build_system, pad_system
 from q2jax.units import ANGSTROM_TO_NM, KJ_TO_KCAL
 from q2jax.vibrations import frequencies
@@ -46,9 +50,9 @@ REL = 1e-6
 # a small one for Hessians (CH3F, ethane, propanal).
 PAD = {
     "energy": (40, 1000, {"bond": 48, "angle": 120, "torsion": 200, "improper": 16, "sb": 120,
-                          "pair": 780}),
+                          "pair": 780, "bb": 400, "ts": 200}),
     "hessian": (10, 200, {"bond": 10, "angle": 16, "torsion": 16, "improper": 2, "sb": 16,
-                          "pair": 24}),
+                          "pair": 24, "bb": 48, "ts": 16}),
 }
 
 
@@ -164,8 +168,27 @@ _RANGES = {
 }
 
 
+def _with_cross_terms(ff: ForceField, mol: Molecule, rng) -> ForceField:
+    """``ff`` plus MM3's bend-bend (every angle type), torsion-stretch (every torsion
+    type) and one pair-specific vdW line (the first nonbonded pair's types)."""
+    topo = mol.topology()
+    t = mol.atom_types
+    rows = [(e.kind, e.key, v) for e, v in zip(ff.entries, np.asarray(ff.full_params()),
+                                                 strict=False)]
+    angles = {canonical_key("angle", tuple(t[i] for i in a)) for a in topo.angles}
+    rows += [("bend_bend_k", key, rng.uniform(0.5, 3.0)) for key in sorted(angles)]
+    tors = {canonical_key("torsion", tuple(t[i] for i in a)) for a in topo.torsions}
+    rows += [("torsion_stretch_k", key, rng.uniform(0.2, 2.0)) for key in sorted(tors)]
+    if len(topo.pairs):
+        i, j = topo.pairs[0]
+        rows += [("vdw_pair_rstar", (t[i], t[j]), rng.uniform(3.0, 4.0)),
+                 ("vdw_pair_epsilon", (t[i], t[j]), rng.uniform(0.02, 0.05))]
+    return ForceField.from_entries(rows, form=ff.form, settings=ff.settings)
+
+
 def all_family_ff(mol: Molecule, form: str, seed: int = 0) -> ForceField:
-    """Equilibrium values from the geometry, every other value random and nonzero."""
+    """Equilibrium values from the geometry, every other value random and nonzero;
+    MM3's bend-bend, torsion-stretch and a pair-specific vdW line included."""
     ff = ForceField.from_molecules([mol], form, families=ALL_FAMILIES)
     rng = np.random.default_rng(seed)
     vals = np.asarray(ff.params).copy()
@@ -176,7 +199,7 @@ def all_family_ff(mol: Molecule, form: str, seed: int = 0) -> ForceField:
             vals[i] = vals[i] - rng.uniform(1.0, 4.0)
         elif e.kind == "bond_eq":
             vals[i] = vals[i] + rng.uniform(-0.03, 0.03)
-    return ff.with_params(vals)
+    return _with_cross_terms(ff.with_params(vals), mol, rng)
 
 
 def distorted(mol: Molecule, seed: int, scale: float = 0.05) -> np.ndarray:
@@ -241,9 +264,9 @@ def test_energy_and_forces_match_jax(engine, name, form):
     for seed in range(3):
         comps = _check_agreement(engine, ff, mol, distorted(mol, seed))
         seen |= {k for k, v in comps.items() if abs(v) > 1e-3}
-    expected = {"stretch", "bend", "stretch_bend"}
+    expected = {"stretch", "bend", "stretch_bend", "bend_bend"}
     if name != "ch3f":
-        expected |= {"torsion", "vdw", "electrostatic"}
+        expected |= {"torsion", "vdw", "electrostatic", "torsion_stretch"}
     if name == "propanal":
         expected |= {"out_of_plane"}
     assert expected <= seen
@@ -257,17 +280,25 @@ def test_rh_enamide_energy_and_forces_match_jax(engine, form):
     assert set(FAMILIES) <= {k for k, v in comps.items() if abs(v) > 1e-3}
 
 
-def test_rh_enamide_published_mm3_force_field(engine, tmp_path):
+@pytest.mark.parametrize("k", [0, 1])
+def test_rh_enamide_published_mm3_force_field(engine, tmp_path, k):
     """The published MM3* force field with its own MacroModel term tables
-    (q2jax.io.mm3_assign): OpenMM engine and plain OpenMM on the System XML."""
+    (q2jax.io.mm3_assign): every family, bend-bend and torsion-stretch included
+    (structure 2), reduced hydrogen sites as OpenMM virtual sites (the bridging
+    hydride's forming C...H bond and bends included), the C3-H1 pair line, the
+    van der Waals taper; OpenMM engine and plain OpenMM on the System XML."""
     rh = rh_enamide()
-    mol, system, ff = rh.molecules[0], rh.mm3.systems[0], rh.forcefield
+    mol, system, ff = rh.molecules[k], rh.mm3.systems[k], rh.forcefield
     x = distorted(mol, 8, scale=0.01)
     for xx in (np.asarray(mol.coords), x):
         comps = _check_agreement(engine, ff, mol, xx, system)
-    assert {"stretch", "bend", "torsion", "stretch_bend", "vdw", "electrostatic"} <= set(comps)
+    want = {"stretch", "bend", "torsion", "stretch_bend", "vdw", "electrostatic", "bend_bend"}
+    assert want | ({"torsion_stretch"} if k else set()) <= {
+        f for f, v in comps.items() if abs(v) > 1e-4}
+    moved = np.asarray(system.terms.atom_site_parent) != np.arange(mol.n_atoms)
     path = write_system_xml(ff, mol, tmp_path / "rh.system.xml", terms=system.terms)
     plain = openmm.XmlSerializer.deserialize(path.read_text())
+    assert plain.getNumParticles() == mol.n_atoms + moved.sum()
     assert _plain_openmm_energy(plain, x) == pytest.approx(jax_reference(ff, mol, x, system)[0],
                                                            rel=REL)
 
@@ -318,9 +349,13 @@ def test_linear_sn2_transition_state_frequencies(engine):
 
 
 def _plain_openmm_energy(system, x_angstrom) -> float:
+    """Energy (kcal/mol) from plain OpenMM: atoms at ``x``, virtual sites computed."""
     platform = openmm.Platform.getPlatformByName("Reference")
     ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), platform)
-    ctx.setPositions(openmm.unit.Quantity(x_angstrom * ANGSTROM_TO_NM, openmm.unit.nanometer))
+    extra = system.getNumParticles() - x_angstrom.shape[0]
+    x_nm = np.concatenate([x_angstrom, np.zeros((extra, 3))]) * ANGSTROM_TO_NM
+    ctx.setPositions(openmm.unit.Quantity(x_nm, openmm.unit.nanometer))
+    ctx.computeVirtualSites()
     e = ctx.getState(getEnergy=True).getPotentialEnergy()
     return e.value_in_unit(openmm.unit.kilojoule_per_mole) * KJ_TO_KCAL
 

@@ -1,0 +1,97 @@
+"""Run every benchmark in sequence (``make bench``).
+
+Each script runs in its own subprocess with a timeout (compilation caches and
+memory do not leak from one into the next); its JSON report lands in
+``benchmarks/results/``. Scripts that do not exist yet are listed as
+missing. A summary (one JSON object) is printed on stdout and written to
+``results/run_all.json``; the exit status is non-zero if any script failed
+or timed out.
+
+Usage: ``python benchmarks/run_all.py [--quick] [--only per_eval,multistart]
+[--nice N] [--timeout-scale X]``. ``--quick`` passes ``--quick`` to every
+script (small sizes, a few minutes in all); ``--nice`` lowers the priority
+on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# (name, script, extra arguments, timeout in seconds for a full run)
+PLAN: list[tuple[str, str, list[str], float]] = [
+    ("per_eval", "per_eval.py", [], 1200.0),
+    ("multistart", "multistart.py", [], 1800.0),
+    ("ch3f_matrix[harmonic]", "ch3f_matrix.py", ["--forms", "harmonic"], 1800.0),
+    ("ch3f_matrix[mm3]", "ch3f_matrix.py", ["--forms", "mm3", "--merge"], 1800.0),
+    ("vs_q2mm", "vs_q2mm.py", [], 1800.0),
+    ("rh_enamide", "rh_enamide.py", [], 2400.0),
+    ("batch_fit", "batch_fit.py", [], 1800.0),
+]
+
+
+def run_one(script: Path, args: list[str], timeout: float, niceness: int) -> dict:
+    cmd = [sys.executable, str(script), *args]
+    if niceness:
+        cmd = ["nice", "-n", str(niceness), *cmd]
+    print(f"[run_all] {' '.join(cmd)} (timeout {timeout:.0f} s)", file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout,
+                           cwd=HERE.parent, env=os.environ.copy())
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "wall_s": time.perf_counter() - t}
+    out = {"status": "ok" if r.returncode == 0 else "failed", "returncode": r.returncode,
+           "wall_s": time.perf_counter() - t}
+    try:
+        data = json.loads(r.stdout)
+        if "skipped" in data:
+            out["skipped"] = data["skipped"]
+    except json.JSONDecodeError:
+        out["status"] = "failed" if out["status"] == "ok" else out["status"]
+        out["error"] = "stdout was not one JSON object"
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes")
+    ap.add_argument("--only", default="", help="comma-separated names (see PLAN)")
+    ap.add_argument("--nice", type=int, default=0, help="niceness of the subprocesses")
+    ap.add_argument("--timeout-scale", type=float, default=1.0)
+    a = ap.parse_args()
+    only = {s for s in a.only.split(",") if s}
+    runs = []
+    for name, script, args, timeout in PLAN:
+        if only and name not in only and name.split("[")[0] not in only:
+            continue
+        path = HERE / script
+        if not path.exists():
+            runs.append({"name": name, "status": "missing"})
+            continue
+        extra = [*args, "--quick"] if a.quick else args
+        res = run_one(path, extra, timeout * a.timeout_scale * (0.5 if a.quick else 1.0), a.nice)
+        runs.append({"name": name, **res})
+        print(f"[run_all] {name}: {res['status']} in {res['wall_s']:.0f} s", file=sys.stderr,
+              flush=True)
+    summary = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "quick": a.quick,
+        "runs": runs,
+    }
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "run_all.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 1 if any(r["status"] in ("failed", "timeout") for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

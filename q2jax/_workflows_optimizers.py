@@ -1,0 +1,400 @@
+"""``ScipyOptimizer``, ``MultiStartOptimizer`` and ``JaxOptOptimizer`` (the Q2MM guide's names).
+
+- :class:`ScipyOptimizer` runs :func:`q2jax.adapters.scipy.scipy_minimize`
+  on any :class:`~q2jax.workflows.ObjectiveFunction` (JAX or not).
+- :class:`JaxOptOptimizer` runs a pure-JAX solver of :mod:`q2jax.solvers`
+  on the frozen ``ObjectiveSpec`` (``minimize(loss, p0, spec, ...)``) in
+  host-side chunks, so progress is printed between compiled chunks.
+- :class:`MultiStartOptimizer` perturbs the start ``x_i' = x_i (1 + p u_i)``,
+  ``u_i ~ U(-1, 1)``, ``p = perturbation_pct / 100`` (start 0 = the start
+  itself; clipped to the bounds) and, for a JAX objective, runs all starts in
+  one ``jax.vmap``-ed compiled call (SciPy's L-BFGS-B becomes the pure-JAX
+  ``jaxopt:lbfgsb``); for other engines, one run per start.
+
+Each ``optimize`` rebinds ``objective.forcefield`` to the fitted parameters
+(force fields are immutable) and evaluates the honest figures before and after.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from q2jax._workflows_results import MultiStartResult, OptimizationResult, floor_note
+from q2jax.errors import InputError
+
+
+def log(message: str) -> None:
+    """Progress line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def finish(objective: Any, result: Any, honest: bool = True) -> Any:
+    """Apply the result to ``objective.forcefield`` (if finite) and attach the honest
+    figures of the start and fitted force fields and the score notes."""
+    start = objective.forcefield
+    ok = np.isfinite(result.final_score) and np.all(np.isfinite(result.final_params))
+    if ok:
+        objective.apply(result.final_params)
+    else:
+        result.notes.append("the run ended non-finite: the force field was left at its start")
+    result.labels = start.get_param_type_labels()
+    result.frequencies_at = objective.frequencies_at
+    if honest:
+        result.start_figures = objective.honest_figures(result.initial_params)
+        result.final_figures = objective.honest_figures()
+    note = floor_note(start.kinds, [m.name for m in objective.molecules], start.form)
+    if note:
+        result.notes.append(note)
+    return result
+
+
+def _bounds(objective: Any, use: bool):
+    return objective.get_bounds() if use else None
+
+
+# --- SciPy ---------------------------------------------------------------------------------
+
+
+class ScipyOptimizer:
+    """SciPy minimisation of an objective (Q2MM's ``ScipyOptimizer`` arguments).
+
+    ``jac``: ``None`` finite differences with absolute step ``eps``;
+    ``"auto"`` the objective's exact gradient when it has one (JAX engine),
+    else finite differences; ``"analytical"`` the exact gradient, InputError
+    if the engine has none. ``verbose`` prints one line every
+    ``progress_every`` iterations to stderr.
+    """
+
+    title = "ScipyOptimizer"
+
+    def __init__(
+        self,
+        method: str = "L-BFGS-B",
+        maxiter: int = 500,
+        ftol: float = 1e-8,
+        eps: float = 1e-3,
+        use_bounds: bool = True,
+        verbose: bool = True,
+        jac: str | None = None,
+        progress_every: int = 10,
+    ):
+        if jac not in (None, "auto", "analytical"):
+            raise InputError(f"jac must be None, 'auto' or 'analytical'; got {jac!r}")
+        self.method, self.maxiter, self.ftol, self.eps = method, int(maxiter), ftol, eps
+        self.use_bounds, self.verbose, self.jac = use_bounds, verbose, jac
+        self.progress_every = max(1, int(progress_every))
+
+    def resolve_jac(self, objective: Any) -> str | None:
+        """``"analytical"`` or ``None`` (finite differences) for this objective."""
+        exact = bool(getattr(objective, "has_analytical_gradient", False))
+        if self.jac == "analytical" and not exact:
+            raise InputError(
+                f"jac='analytical' but the objective's engine "
+                f"({type(getattr(objective, 'engine', None)).__name__}) has no analytical "
+                "gradient; use jac='auto' or jac=None (finite differences), or JaxEngine()"
+            )
+        return "analytical" if self.jac is not None and exact else None
+
+    def run(self, objective: Any, x0: Any = None, *, verbose: bool | None = None) -> Any:
+        """One SciPy run from ``x0`` (default: the objective's current parameters);
+        no honest figures, ``objective.forcefield`` untouched."""
+        from q2jax.adapters.scipy import DERIVATIVE_FREE, scipy_minimize
+
+        verbose = self.verbose if verbose is None else verbose
+        p0 = np.asarray(objective.forcefield.params if x0 is None else x0, float)
+        jac = None if self.method in DERIVATIVE_FREE else self.resolve_jac(objective)
+        if self.method in DERIVATIVE_FREE and self.jac == "analytical":
+            raise InputError(
+                f"method {self.method!r} is derivative-free; jac='analytical' is invalid"
+            )
+        n_iter = [0]
+        tag = f"[{self.title} {self.method}]"
+
+        def callback(*_: Any, **__: Any) -> None:
+            n_iter[0] += 1
+            if verbose and n_iter[0] % self.progress_every == 0 and objective.history:
+                log(f"{tag} iter {n_iter[0]:>5d}/{self.maxiter}  score "
+                    f"{min(objective.history):.8g}  evals {objective.n_eval}")
+
+        if verbose:
+            log(f"{tag} start: {objective.forcefield.n_params} parameters, jac="
+                f"{jac or 'finite-difference'}")
+        res = scipy_minimize(
+            objective,
+            p0,
+            method=self.method,
+            jac=jac,
+            bounds=_bounds(objective, self.use_bounds),
+            maxiter=self.maxiter,
+            ftol=self.ftol,
+            eps=self.eps,
+            callback=callback if self.method != "least_squares" else None,
+        )
+        if verbose:
+            log(f"{tag} done: score {res.initial_value:.8g} -> {res.value:.8g} "
+                f"({res.n_evals} evaluations, {res.wall_time:.2f} s)")
+        return OptimizationResult(
+            success=res.success,
+            message=res.message,
+            initial_score=res.initial_value,
+            final_score=res.value,
+            n_iterations=res.n_iter,
+            n_evaluations=res.n_evals,
+            initial_params=p0,
+            final_params=np.asarray(res.params, float),
+            history=list(res.history),
+            method=res.method,
+            jac=res.jac,
+            wall_time=res.wall_time,
+            title=self.title,
+        )
+
+    def optimize(self, objective: Any) -> OptimizationResult:
+        """Minimise, apply the result to ``objective.forcefield``, attach honest figures."""
+        return finish(objective, self.run(objective))
+
+
+# --- pure JAX ----------------------------------------------------------------------------------
+
+
+def _jax_result(sol: Any, p0: np.ndarray, title: str, wall: float) -> OptimizationResult:
+    hist = np.asarray(sol.history)[: int(sol.n_iter) + 1]
+    return OptimizationResult(
+        success=bool(sol.converged),
+        message=sol.message,
+        initial_score=float(hist[0]),
+        final_score=float(sol.value),
+        n_iterations=int(sol.n_iter),
+        n_evaluations=int(sol.n_evals),
+        initial_params=p0,
+        final_params=np.asarray(sol.params, float),
+        history=[float(v) for v in hist],
+        method=sol.method,
+        jac="analytical (autodiff)",
+        wall_time=wall,
+        title=title,
+    )
+
+
+def require_jax(objective: Any, who: str) -> None:
+    if not getattr(objective, "is_jax", False):
+        raise InputError(
+            f"{who} runs pure-JAX solvers on the frozen ObjectiveSpec: it needs an "
+            f"ObjectiveFunction with the JAX engine (JaxEngine()), not "
+            f"{type(getattr(objective, 'engine', None)).__name__}; use ScipyOptimizer instead"
+        )
+
+
+class JaxOptOptimizer:
+    """A pure-JAX solver on the frozen ``ObjectiveSpec`` (Workflow D).
+
+    ``method``: ``"lbfgs"`` (jaxopt L-BFGS, unbounded), ``"lbfgsb"``
+    (jaxopt L-BFGS-B, the force field's bounds when ``use_bounds``), or any
+    :mod:`q2jax.solvers` name (``"adam"``, ``"lm"``, ``"Nelder-Mead"``).
+    ``tol``: projected-gradient infinity norm (default the solver's, 1e-8).
+    ``verbose`` prints one line per chunk of ``chunk`` iterations to stderr.
+    """
+
+    title = "JaxOptOptimizer"
+
+    def __init__(
+        self,
+        method: str = "lbfgs",
+        maxiter: int = 500,
+        tol: float | None = None,
+        use_bounds: bool = True,
+        verbose: bool = True,
+        chunk: int = 50,
+        **options: Any,
+    ):
+        from q2jax.solvers.registry import canonical_method
+
+        self.solver_method = canonical_method(method)
+        self.method, self.maxiter, self.tol = method, int(maxiter), tol
+        self.use_bounds, self.verbose, self.chunk = use_bounds, verbose, int(chunk)
+        self.options = options
+
+    def bounds_for(self, objective: Any):
+        from q2jax.solvers.registry import UNBOUNDED
+
+        if self.solver_method in UNBOUNDED or not self.use_bounds:
+            return None
+        return objective.get_bounds()
+
+    def run(self, objective: Any, x0: Any = None, *, verbose: bool | None = None) -> Any:
+        """One solver run from ``x0`` (default the current parameters), in compiled chunks."""
+        from q2jax.objective import loss, residuals
+        from q2jax.solvers import minimize
+
+        require_jax(objective, self.title)
+        verbose = self.verbose if verbose is None else verbose
+        p0 = np.asarray(objective.forcefield.params if x0 is None else x0, float)
+
+        def progress(method: str, it: int, maxiter: int, value: float, n_evals: int) -> None:
+            if verbose:
+                log(f"[{self.title} {method}] iter {it:>5d}/{maxiter}  score {value:.8g}  "
+                    f"evals {n_evals}")
+
+        extra = {"residuals": residuals} if self.solver_method == "lm" else {}
+        t0 = time.perf_counter()
+        sol = minimize(
+            loss, jnp.asarray(p0), objective.spec, method=self.solver_method,
+            bounds=self.bounds_for(objective), maxiter=self.maxiter, tol=self.tol,
+            progress=progress, chunk=self.chunk, **extra, **self.options,
+        )
+        res = _jax_result(sol, p0, self.title, time.perf_counter() - t0)
+        objective.n_eval += res.n_evaluations
+        objective.history.extend(res.history)
+        return res
+
+    def optimize(self, objective: Any) -> OptimizationResult:
+        return finish(objective, self.run(objective))
+
+
+# --- multi-start ----------------------------------------------------------------------------
+
+SCIPY_TO_JAX = {"L-BFGS-B": "jaxopt:lbfgsb", "BFGS": "jaxopt:lbfgs", "Nelder-Mead": "Nelder-Mead",
+                "least_squares": "lm"}
+
+
+def pure_jax_method(optimizer: Any) -> str | None:
+    """The pure-JAX method that stands in for ``optimizer`` under vmap (None: no equivalent)."""
+    if isinstance(optimizer, JaxOptOptimizer):
+        return optimizer.solver_method
+    if isinstance(optimizer, ScipyOptimizer):
+        name = SCIPY_TO_JAX.get(optimizer.method)
+        if name == "jaxopt:lbfgsb" and not optimizer.use_bounds:
+            return "jaxopt:lbfgs"
+        return name
+    return None
+
+
+class MultiStartOptimizer:
+    """Run ``optimizer`` from ``n_starts`` perturbed starts and keep the best.
+
+    For a JAX objective all starts run in one compiled ``jax.vmap`` call of
+    the pure-JAX equivalent of ``optimizer`` (``ScipyOptimizer("L-BFGS-B")``
+    → ``jaxopt:lbfgsb``, its ``maxiter``, the solver's own gradient
+    tolerance; SciPy's ``ftol`` does not carry over); otherwise the starts run
+    one after another with ``optimizer`` itself. The result names what ran.
+    """
+
+    title = "MultiStartOptimizer"
+
+    def __init__(
+        self, optimizer: Any, n_starts: int = 10, perturbation_pct: float = 10.0, seed: int = 0
+    ):
+        if int(n_starts) < 1:
+            raise InputError(f"n_starts must be at least 1; got {n_starts}")
+        if not np.isfinite(perturbation_pct) or perturbation_pct < 0:
+            raise InputError(f"perturbation_pct must be >= 0; got {perturbation_pct!r}")
+        self.optimizer, self.n_starts = optimizer, int(n_starts)
+        self.perturbation_pct, self.seed = float(perturbation_pct), int(seed)
+
+    def starts(self, objective: Any, x0: Any = None) -> np.ndarray:
+        """The (n_starts, n) start points (row 0 = ``x0``, default the current parameters)."""
+        from q2jax.solvers import as_bounds, perturbed_starts
+
+        p0 = jnp.asarray(objective.forcefield.params if x0 is None else x0, jnp.float64)
+        box = as_bounds(_bounds(objective, getattr(self.optimizer, "use_bounds", True)), p0)
+        starts = perturbed_starts(p0, self.n_starts, self.perturbation_pct, self.seed, box)
+        return np.asarray(starts)
+
+    def run(self, objective: Any, x0: Any = None, *, verbose: bool | None = None) -> Any:
+        """All starts around ``x0`` (no honest figures, ``objective.forcefield`` untouched)."""
+        verbose = getattr(self.optimizer, "verbose", False) if verbose is None else verbose
+        starts = self.starts(objective, x0)
+        method = pure_jax_method(self.optimizer) if getattr(objective, "is_jax", False) else None
+        t0 = time.perf_counter()
+        if method is not None:
+            res = self._vmapped(objective, starts, method, verbose)
+        else:
+            res = self._sequential(objective, starts, verbose)
+        res.wall_time = time.perf_counter() - t0
+        if verbose:
+            log(f"[{self.title}] {self.n_starts} starts done in {res.wall_time:.2f} s; best start "
+                f"{res.best_index}: score {res.final_score:.8g}")
+        return res
+
+    def optimize(self, objective: Any) -> MultiStartResult:
+        return finish(objective, self.run(objective))
+
+    def _vmapped(
+        self, objective: Any, starts: np.ndarray, method: str, verbose: bool
+    ) -> MultiStartResult:
+        from q2jax.objective import loss, residuals
+        from q2jax.solvers import minimize
+
+        opt = self.optimizer
+        if verbose:
+            log(f"[{self.title}] {self.n_starts} starts of {method} in one vmapped compiled call")
+        bounds = (opt.bounds_for(objective) if isinstance(opt, JaxOptOptimizer)
+                  else _bounds(objective, opt.use_bounds))
+        extra = {"residuals": residuals} if method == "lm" else {}
+        if isinstance(opt, JaxOptOptimizer):
+            extra.update(opt.options)
+        tol = opt.tol if isinstance(opt, JaxOptOptimizer) else None
+        ms = minimize(
+            loss, jnp.asarray(starts[0]), objective.spec, method="multi:" + method,
+            bounds=bounds, maxiter=opt.maxiter, tol=tol, starts=jnp.asarray(starts), **extra,
+        )
+        a = ms.all
+        best = int(ms.best_index)
+        hist = np.asarray(a.history[best])[: int(a.n_iter[best]) + 1]
+        n_evals = int(np.sum(np.asarray(a.n_evals)))
+        objective.n_eval += n_evals
+        objective.history.extend(float(v) for v in hist)
+        scores0 = np.asarray(a.history[:, 0], float)
+        notes = []
+        if isinstance(opt, ScipyOptimizer):
+            notes.append(f"SciPy {opt.method!r} ran as the pure-JAX {method!r} so that all "
+                         f"{self.n_starts} starts share one vmapped compiled call")
+        return MultiStartResult(
+            success=bool(a.converged[best]), message=ms.message, initial_score=float(scores0[0]),
+            final_score=float(a.value[best]), n_iterations=int(a.n_iter[best]),
+            n_evaluations=n_evals, initial_params=starts[0],
+            final_params=np.asarray(a.params[best], float), history=[float(v) for v in hist],
+            method="multi:" + method, jac="analytical (autodiff)", title=self.title, notes=notes,
+            n_starts=self.n_starts, start_params=starts, start_scores=scores0,
+            final_scores=np.asarray(a.value, float), start_iterations=np.asarray(a.n_iter),
+            start_success=np.asarray(a.converged), best_index=best, vmapped=True,
+            all_final_params=np.asarray(a.params, float),
+        )
+
+    def _sequential(self, objective: Any, starts: np.ndarray, verbose: bool) -> MultiStartResult:
+        runs = []
+        for i, x in enumerate(starts):
+            r = self.optimizer.run(objective, x, verbose=False)
+            runs.append(r)
+            if verbose:
+                log(f"[{self.title}] start {i + 1}/{self.n_starts}: {r.initial_score:.8g} -> "
+                    f"{r.final_score:.8g}")
+        finals = np.array([r.final_score for r in runs])
+        best = int(np.argmin(np.where(np.isfinite(finals), finals, np.inf)))
+        b = runs[best]
+        return MultiStartResult(
+            success=b.success, message=b.message, initial_score=runs[0].initial_score,
+            final_score=b.final_score, n_iterations=b.n_iterations,
+            n_evaluations=sum(r.n_evaluations for r in runs), initial_params=starts[0],
+            final_params=b.final_params, history=b.history, method=f"multi:{b.method}",
+            jac=b.jac, title=self.title, n_starts=self.n_starts, start_params=starts,
+            start_scores=np.array([r.initial_score for r in runs]), final_scores=finals,
+            start_iterations=np.array([r.n_iterations for r in runs]),
+            start_success=np.array([r.success for r in runs]), best_index=best, vmapped=False,
+            all_final_params=np.stack([r.final_params for r in runs]),
+        )
+
+
+__all__ = [
+    "JaxOptOptimizer",
+    "MultiStartOptimizer",
+    "ScipyOptimizer",
+    "finish",
+    "pure_jax_method",
+    "require_jax",
+]
