@@ -2,7 +2,8 @@
 
 Every benchmark prints one JSON object on stdout (progress on stderr) and
 writes the same object to ``benchmarks/results/<script>.json``, plus a
-markdown table ``<script>.md`` where it has one (``CONTRACTS.md``).
+markdown table ``<script>.md`` where it has one (``CONTRACTS.md``);
+``--quick`` runs write to ``benchmarks/results/quick/`` instead.
 
 Timing conventions (this is a shared 2-core machine, absolute times are
 noisy): a function is compiled first (``jax.jit(f).lower(...).compile()``,
@@ -34,7 +35,9 @@ import numpy as np
 import q2jax  # noqa: F401  (enables float64)
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_DIR = BENCH_DIR / "results" / ("quick" if "--quick" in sys.argv[1:] else "")
+"""``benchmarks/results`` (``benchmarks/results/quick`` for ``--quick`` runs, so small
+runs never overwrite the full results)."""
 FAST_COMPILE_MARKERS = ("xla_backend_optimization_level", "xla_llvm_disable_expensive_passes")
 
 
@@ -166,16 +169,28 @@ def block(x: Any) -> Any:
 
 def compile_fn(fn: Callable, *args: Any) -> tuple[Callable, float]:
     """``(compiled, seconds)`` for ``jax.jit(fn).lower(*args).compile()``."""
+    c = time.process_time()
     t = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
-    return compiled, time.perf_counter() - t
+    wall = time.perf_counter() - t
+    LAST_CPU_S[0] = time.process_time() - c
+    return compiled, wall
+
+
+LAST_CPU_S = [0.0]
+"""Process CPU seconds (all threads) of the last :func:`timed` call: on an
+oversubscribed machine wall time stretches with other jobs' load, CPU time much less."""
 
 
 def timed(fn: Callable, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    """``(result, seconds)`` of one call, waiting for asynchronous results."""
+    """``(result, wall seconds)`` of one call, waiting for asynchronous results;
+    the process CPU time of the call is left in ``LAST_CPU_S[0]``."""
+    c = time.process_time()
     t = time.perf_counter()
     out = block(fn(*args, **kwargs))
-    return out, time.perf_counter() - t
+    wall = time.perf_counter() - t
+    LAST_CPU_S[0] = time.process_time() - c
+    return out, wall
 
 
 def median_call_time(
@@ -189,18 +204,21 @@ def median_call_time(
     blocks of ``number`` calls, after ``warmup`` calls."""
     for _ in range(warmup):
         block(fn(*args))
-    per_call = []
+    per_call, cpu = [], []
     for _ in range(repeats):
+        c = time.process_time()
         t = time.perf_counter()
         out = None
         for _ in range(number):
             out = fn(*args)
         block(out)
         per_call.append((time.perf_counter() - t) / number)
+        cpu.append((time.process_time() - c) / number)
     return {
         "median": statistics.median(per_call),
         "min": min(per_call),
         "max": max(per_call),
+        "cpu_median": statistics.median(cpu),
         "calls": number * repeats,
     }
 
@@ -208,14 +226,16 @@ def median_call_time(
 def median_run_time(fn: Callable, *args: Any, repeats: int = 5, **kwargs: Any) -> tuple[Any, dict]:
     """``(last result, {median, min, max, repeats})`` of whole runs (e.g. a fit),
     each waited for; call once before to exclude compilation."""
-    times, out = [], None
+    times, cpu, out = [], [], None
     for _ in range(repeats):
         out, dt = timed(fn, *args, **kwargs)
         times.append(dt)
+        cpu.append(LAST_CPU_S[0])
     return out, {
         "median": statistics.median(times),
         "min": min(times),
         "max": max(times),
+        "cpu_median": statistics.median(cpu),
         "repeats": repeats,
     }
 
@@ -418,6 +438,7 @@ def quick_flag(argv: Sequence[str] | None = None) -> bool:
 
 
 __all__ = [
+    "LAST_CPU_S",
     "RESULTS_DIR",
     "block",
     "compile_fn",

@@ -35,13 +35,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 from _common import (
+    LAST_CPU_S,
     RESULTS_DIR,
+    _jsonable,
     default_spec,
     fmt,
     frequency_only_spec,
@@ -68,10 +72,16 @@ Q2MM_STYLE = "fixed-geometry (Q2MM-style)"
 # --- runners ----------------------------------------------------------------------------------
 
 
+CPU: dict[str, float] = {}
+"""Process CPU seconds of the last run: ``{"wall": run, "compile": compile}``."""
+
+
 def run_jax(call: Callable[[], Any]) -> tuple[Any, float, float]:
     """``(result, wall_s, compile_s)``: first call compiles and runs, the second is timed."""
     _, first = timed(call)
+    first_cpu = LAST_CPU_S[0]
     r, wall = timed(call)
+    CPU.update(run=LAST_CPU_S[0], compile=max(first_cpu - LAST_CPU_S[0], 0.0))
     return r, wall, max(first - wall, 0.0)
 
 
@@ -82,11 +92,14 @@ def run_scipy(spec, p0, box, jac, maxiter: int) -> tuple[Any, float, float]:
     obj = jax_objective(loss, spec)
     x0 = np.asarray(p0)
     _, c1 = timed(obj, x0)
+    cpu = LAST_CPU_S[0]
     c2 = 0.0
     if jac is not None:
         _, c2 = timed(obj.value_and_grad, x0)
+        cpu += LAST_CPU_S[0]
     r, wall = timed(scipy_minimize, obj, x0, method="L-BFGS-B", jac=jac, bounds=box,
                     maxiter=maxiter)
+    CPU.update(run=LAST_CPU_S[0], compile=cpu)
     return r, wall, c1 + c2
 
 
@@ -207,6 +220,8 @@ def make_row(form, method, objective, r, wall, compile_s, ff, case, extra=None) 
         "n_evaluations": int(np.sum(np.asarray(r.n_evals))),
         "wall_s": wall,
         "compile_s": compile_s,
+        "wall_cpu_s": CPU.get("run"),
+        "compile_cpu_s": CPU.get("compile"),
         "final_loss": float(np.asarray(r.value)),
         "relaxation_converged": h["converged"],
         "freq_rmsd_at_qm_geometry_cm1": h["at_qm_geometry_freq_rmsd_cm1"],
@@ -223,79 +238,102 @@ def make_row(form, method, objective, r, wall, compile_s, ff, case, extra=None) 
     return row
 
 
-def run_form(form: str, case, quick: bool, curves: dict) -> list[dict]:
-    ff = start_forcefield(case, form)
+def form_jobs(form, ff, case, quick) -> list[tuple[str, str, Callable[[], dict]]]:
+    """(method label, objective label, thunk -> row) for every matrix row of one form."""
     spec = default_spec(case, ff)
     box = ff.bounds()
+    scipy_iter = 100 if quick else 500
+    jobs = []
+    for label, call, extra in methods_table(ff, spec, quick):
+        if "jac" in extra:
+            def run(jac=extra["jac"]):
+                return run_scipy(spec, ff.params, box, jac, maxiter=scipy_iter)
+        elif "lam" in extra:
+            def run(lam=extra["lam"]):
+                spec_l2 = spec.with_lambda(lam)
+                return run_jax(lambda: minimize(loss, ff.params, spec_l2, method="lm",
+                                                residuals=residuals, bounds=box, maxiter=100))
+        else:
+            def run(call=call):
+                return run_jax(call)
+        lam = {"lam": extra["lam"]} if "lam" in extra else {}
+
+        def job(label=label, run=run, lam=lam):
+            r, wall, comp = run()
+            return make_row(form, label, HONEST, r, wall, comp, ff, case, lam), history_of(r)
+
+        jobs.append((label, HONEST, job))
+    # fixed-geometry (Q2MM-style) contrast: frequencies at the QM geometry, no stationarity
+    spec_q = frequency_only_spec(case, ff, frequencies_at="reference")
+    n = len(case.frequencies)
+    q_runs = [
+        ("SciPy L-BFGS-B (jac='auto')",
+         lambda: run_scipy(spec_q, ff.params, box, "auto", scipy_iter)),
+        ("lm", lambda: run_jax(lambda: minimize(loss, ff.params, spec_q, method="lm",
+                                                residuals=residuals, bounds=box,
+                                                maxiter=100))),
+    ]
+    for label, run in q_runs:
+        def job(label=label, run=run):
+            r, wall, comp = run()
+            own = float(np.sqrt(float(np.asarray(r.value)) / n))
+            row = make_row(form, label, Q2MM_STYLE, r, wall, comp, ff, case,
+                           {"own_score_freq_rmsd_at_qm_geometry_cm1": own})
+            return row, history_of(r)
+
+        jobs.append((label, Q2MM_STYLE, job))
+    return jobs
+
+
+def start_row(form, ff, case) -> dict:
     h0 = honest(ff, case)
-    rows = [{
+    return {
         "form": form, "method": "QFUERZA start (no fit)", "objective": "—",
         "freq_rmsd_cm1": h0["freq_rmsd_cm1"], "geom_rmsd_angstrom": h0["geom_rmsd_angstrom"],
         "n_imaginary": h0["n_imaginary"], "n_evaluations": 0, "wall_s": 0.0, "compile_s": 0.0,
         "frequencies_cm1": h0["frequencies_cm1"],
         "params": dict(zip(ff.get_param_type_labels(), np.asarray(ff.params).tolist(),
                            strict=True)),
-    }]
-    lm_call = None
-    for label, call, extra in methods_table(ff, spec, quick):
-        log(f"{form}: {label}")
-        try:
-            if "jac" in extra:
-                r, wall, comp = run_scipy(spec, ff.params, box, extra["jac"],
-                                          maxiter=100 if quick else 500)
-            elif "lam" in extra:
-                spec_l2 = spec.with_lambda(extra["lam"])
+    }
 
-                def lm_l2(spec_l2=spec_l2):
-                    return minimize(loss, ff.params, spec_l2, method="lm", residuals=residuals,
-                                    bounds=box, maxiter=100)
-                r, wall, comp = run_jax(lm_l2)
-            else:
-                r, wall, comp = run_jax(call)
-                if label == "lm":
-                    lm_call = call
-            row = make_row(form, label, HONEST, r, wall, comp, ff, case,
-                           {k: v for k, v in extra.items() if k == "lam"})
-            curves[f"{form} {label}"] = history_of(r)
-            log(f"  honest RMSD {row['freq_rmsd_cm1']:.1f} cm^-1, geom "
-                f"{row['geom_rmsd_angstrom']:.4f} Å, {row['n_evaluations']} evals, "
-                f"{wall:.3f} s (+{comp:.1f} s compile)")
+
+def run_form(form: str, case, quick: bool, curves: dict, order: list[str],
+             deadline: float, checkpoint: Callable[[list[dict]], None]) -> list[dict]:
+    """All rows of one form; methods in ``order`` first (label prefixes), the rest after;
+    once ``deadline`` (time.monotonic) has passed, remaining rows are marked skipped."""
+    ff = start_forcefield(case, form)
+    rows = [start_row(form, ff, case)]
+    jobs = form_jobs(form, ff, case, quick)
+
+    def rank(job):
+        for k, prefix in enumerate(order):
+            if job[0].startswith(prefix) or f"{job[0]} [{job[1]}]".startswith(prefix):
+                return k
+        return len(order)
+
+    jobs.sort(key=rank)
+    for label, objective, job in jobs:
+        if time.monotonic() > deadline:
+            rows.append({"form": form, "method": label, "objective": objective,
+                         "skipped": "time budget of this run exhausted"})
+            log(f"{form}: {label} [{objective}] skipped (time budget)")
+            continue
+        log(f"{form}: {label} [{objective}]")
+        try:
+            row, hist = job()
+            curves[f"{form} {label}" + (" [Q2MM-style]" if objective == Q2MM_STYLE else "")] = hist
+            msg = (f"  honest RMSD {row['freq_rmsd_cm1']:.1f} cm^-1, geom "
+                   f"{row['geom_rmsd_angstrom']:.4f} Å, {row['n_evaluations']} evals, "
+                   f"{row['wall_s']:.3f} s (+{row['compile_s']:.1f} s compile)")
+            if "own_score_freq_rmsd_at_qm_geometry_cm1" in row:
+                msg += f"; own score {row['own_score_freq_rmsd_at_qm_geometry_cm1']:.1f} cm^-1"
+            log(msg)
         except Exception as err:  # noqa: BLE001  (one failing method must not end the matrix)
-            row = {"form": form, "method": label, "objective": HONEST,
+            row = {"form": form, "method": label, "objective": objective,
                    "error": f"{type(err).__name__}: {err}"}
             log(f"  FAILED: {row['error']}")
         rows.append(row)
-    del lm_call
-    rows += q2mm_style_rows(form, ff, case, box, quick)
-    return rows
-
-
-def q2mm_style_rows(form, ff, case, box, quick) -> list[dict]:
-    """Frequencies at the fixed QM geometry, no stationarity: own score and honest figures."""
-    spec = frequency_only_spec(case, ff, frequencies_at="reference")
-    n = len(case.frequencies)
-    rows = []
-    runs = [
-        ("SciPy L-BFGS-B (jac='auto')", None),
-        ("lm", lambda: minimize(loss, ff.params, spec, method="lm", residuals=residuals,
-                                bounds=box, maxiter=100)),
-    ]
-    for label, call in runs:
-        log(f"{form}: {label} [{Q2MM_STYLE}]")
-        try:
-            if call is None:
-                r, wall, comp = run_scipy(spec, ff.params, box, "auto", 100 if quick else 500)
-            else:
-                r, wall, comp = run_jax(call)
-            own = float(np.sqrt(float(np.asarray(r.value)) / n))
-            row = make_row(form, label, Q2MM_STYLE, r, wall, comp, ff, case,
-                           {"own_score_freq_rmsd_at_qm_geometry_cm1": own})
-            log(f"  own score {own:.1f} cm^-1 at the QM geometry; honest "
-                f"{row['freq_rmsd_cm1']:.1f} cm^-1, geom {row['geom_rmsd_angstrom']:.3f} Å")
-        except Exception as err:  # noqa: BLE001
-            row = {"form": form, "method": label, "objective": Q2MM_STYLE,
-                   "error": f"{type(err).__name__}: {err}"}
-        rows.append(row)
+        checkpoint(rows)
     return rows
 
 
@@ -338,8 +376,10 @@ def table_md(report: dict) -> str:
         [[r["form"], r["method"], r.get("objective", ""), fmt(r.get("freq_rmsd_cm1")),
           fmt(r.get("geom_rmsd_angstrom"), 4), fmt(r.get("n_imaginary")),
           fmt(r.get("n_evaluations")), fmt(r.get("wall_s"), 3), fmt(r.get("compile_s")),
-          fmt(r.get("own_score_freq_rmsd_at_qm_geometry_cm1"))] if "error" not in r else
-         [r["form"], r["method"], r.get("objective", ""), "error: " + r["error"][:60],
+          fmt(r.get("own_score_freq_rmsd_at_qm_geometry_cm1"))]
+         if "error" not in r and "skipped" not in r else
+         [r["form"], r["method"], r.get("objective", ""),
+          ("error: " + r["error"][:60]) if "error" in r else "skipped: " + r["skipped"],
           "", "", "", "", "", ""] for r in rows],
     )
     out += (
@@ -353,13 +393,59 @@ def table_md(report: dict) -> str:
     return out
 
 
+def merged_rows(rows: list[dict], forms: list[str], files: list[Path]) -> tuple[list, dict]:
+    """``rows`` plus the rows of other forms from earlier reports (later files win)."""
+    by_form: dict[str, tuple[str, list]] = {}
+    for path in files:
+        if not path.exists():
+            continue
+        old = json.loads(path.read_text())
+        for r in old.get("rows", []):
+            r.setdefault("run_date", old.get("date"))
+        for form in {r.get("form") for r in old.get("rows", [])} - set(forms):
+            by_form[form] = (str(path), [r for r in old["rows"] if r.get("form") == form])
+    for _, kept in by_form.values():
+        rows = kept + rows
+    return rows, {form: {"file": f, "date": kept[0].get("run_date")}
+                  for form, (f, kept) in by_form.items()}
+
+
+def finish(report: dict, rows: list[dict], forms: list[str], merge: list[str] | None,
+           partial: bool) -> dict:
+    """Merge, sort, add MM3 notes and write the report (``partial`` while running)."""
+    rows = [dict(r) for r in rows]
+    if merge is not None:
+        files = [Path(f) for f in merge] or [RESULTS_DIR / "ch3f_matrix.json"]
+        rows, report["merged_from"] = merged_rows(rows, forms, files)
+    for r in rows:
+        r.setdefault("run_date", report["date"])
+    order = {"harmonic": 0, "mm3": 1}
+    rows.sort(key=lambda r: order.get(r["form"], 2))
+    out = dict(report, rows=rows, partial=partial)
+    out["notes"] = report["notes"] + mm3_notes(rows)
+    if partial:  # checkpoint: files only, stdout gets the final report
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        (RESULTS_DIR / "ch3f_matrix.json").write_text(json.dumps(_jsonable(out), indent=2))
+        (RESULTS_DIR / "ch3f_matrix.md").write_text(table_md(out))
+        return out
+    return write_report("ch3f_matrix", out, table_md(out))
+
+
 def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--forms", default="harmonic,mm3")
-    ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--merge", nargs="*", default=None, metavar="JSON",
+                    help="keep rows of the other forms from these reports (default: "
+                         "results/ch3f_matrix.json); later files win")
+    ap.add_argument("--order", default="", help="comma-separated method-label prefixes to "
+                    "run first")
+    ap.add_argument("--budget-s", type=float, default=float("inf"),
+                    help="per form: methods not started within this many seconds are "
+                         "reported as skipped")
     a = ap.parse_args()
-    forms = a.forms.split(",")
+    forms = [f for f in a.forms.split(",") if f]
+    order = [o for o in a.order.split(",") if o]
     report = header("ch3f_matrix", quick=a.quick, molecule="ch3f", start="QFUERZA",
                     objective=HONEST)
     report["settings"] = {
@@ -372,12 +458,20 @@ def main() -> dict:
                      f"parameters (200 it), {5 if a.quick else 10} cycles max",
         "L2": "lm with λ=0.01 towards the QFUERZA start",
         "scipy_eps": "1e-3 (absolute finite-difference step, Q2MM's default)",
+        "budget_s_per_form": a.budget_s,
     }
     case = load_case("ch3f")
     curves: dict = {}
     rows: list[dict] = []
     for form in forms:
-        rows += run_form(form, case, a.quick, curves)
+        deadline = time.monotonic() + a.budget_s
+
+        done = tuple(rows)
+
+        def checkpoint(form_rows, done=done):
+            finish(report, [*done, *form_rows], forms, a.merge, partial=True)
+
+        rows += run_form(form, case, a.quick, curves, order, deadline, checkpoint)
         ok = [r for r in rows if r["form"] == form and "freq_rmsd_cm1" in r]
         tag = {Q2MM_STYLE: "Q2MM-style"}
         plot_parity(RESULTS_DIR / f"ch3f_matrix_parity_{form}.png", case.frequencies,
@@ -387,24 +481,13 @@ def main() -> dict:
         plot_curves(RESULTS_DIR / f"ch3f_matrix_convergence_{form}.png",
                     {k: np.fmin.accumulate(v[np.isfinite(v)]) for k, v in curves.items()
                      if k.startswith(form) and np.isfinite(v).any()},
-                    f"CH3F {form}: best objective so far (default objective)",
+                    f"CH3F {form}: best objective so far",
                     "iteration / evaluation (SciPy) / cycle (grad-simp)", "loss")
-    path = RESULTS_DIR / "ch3f_matrix.json"
-    if a.merge and path.exists():
-        old = json.loads(path.read_text())
-        kept = [r for r in old.get("rows", []) if r.get("form") not in forms]
-        for r in kept:
-            r.setdefault("run_date", old.get("date"))
-        rows = kept + rows
-        report["merged_from"] = {"date": old.get("date"), "forms": sorted(
-            {r["form"] for r in kept})}
-    for r in rows:
-        r.setdefault("run_date", report["date"])
-    order = {"harmonic": 0, "mm3": 1}
-    rows.sort(key=lambda r: order.get(r["form"], 2))
-    report["rows"] = rows
-    report["notes"] = report["notes"] + mm3_notes(rows)
-    return write_report("ch3f_matrix", report, table_md(report))
+    if any("skipped" in r for r in rows):
+        report["notes"].append(
+            f"rows marked 'skipped' were not started within the time budget of "
+            f"{a.budget_s:.0f} s per form on this (shared, loaded) machine")
+    return finish(report, rows, forms, a.merge, partial=False)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ missing. A summary (one JSON object) is printed on stdout and written to
 or timed out.
 
 Usage: ``python benchmarks/run_all.py [--quick] [--only per_eval,multistart]
-[--nice N] [--timeout-scale X]``. ``--quick`` passes ``--quick`` to every
-script (small sizes, a few minutes in all); ``--nice`` lowers the priority
-on a shared machine.
+[--nice N] [--timeout-scale X] [--no-readme]``. ``--quick`` passes ``--quick``
+to every script (small sizes); ``--nice`` lowers the priority on a shared
+machine. After a full run the results section of ``benchmarks/README.md``
+(between ``<!-- results:start -->`` and ``<!-- results:end -->``) is
+rewritten from ``results/*.md``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ HERE = Path(__file__).resolve().parent
 PLAN: list[tuple[str, str, list[str], float]] = [
     ("per_eval", "per_eval.py", [], 1200.0),
     ("multistart", "multistart.py", [], 1800.0),
-    ("ch3f_matrix[harmonic]", "ch3f_matrix.py", ["--forms", "harmonic"], 1800.0),
-    ("ch3f_matrix[mm3]", "ch3f_matrix.py", ["--forms", "mm3", "--merge"], 1800.0),
+    ("ch3f_matrix[harmonic]", "ch3f_matrix.py",
+     ["--forms", "harmonic", "--budget-s", "1200"], 1800.0),
+    ("ch3f_matrix[mm3]", "ch3f_matrix.py",
+     ["--forms", "mm3", "--budget-s", "1200", "--merge"], 1800.0),
     ("vs_q2mm", "vs_q2mm.py", [], 1800.0),
     ("rh_enamide", "rh_enamide.py", [], 2400.0),
     ("batch_fit", "batch_fit.py", [], 1800.0),
@@ -61,12 +65,37 @@ def run_one(script: Path, args: list[str], timeout: float, niceness: int) -> dic
     return out
 
 
+README = HERE / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+TABLES = ("per_eval", "multistart", "ch3f_matrix", "vs_q2mm", "rh_enamide", "batch_fit")
+
+
+def update_readme() -> bool:
+    """Replace the README's results section by the current ``results/*.md`` tables."""
+    text = README.read_text()
+    if START not in text or END not in text:
+        return False
+    parts = []
+    for name in TABLES:
+        md = HERE / "results" / f"{name}.md"
+        if md.exists():
+            parts.append(md.read_text().strip())
+    body = "\n\n".join(parts) if parts else "(no results yet: run `make bench`)"
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    README.write_text(f"{head}{START}\n{body}\n{END}{tail}")
+    return True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes")
     ap.add_argument("--only", default="", help="comma-separated names (see PLAN)")
     ap.add_argument("--nice", type=int, default=0, help="niceness of the subprocesses")
     ap.add_argument("--timeout-scale", type=float, default=1.0)
+    ap.add_argument("--readme", action=argparse.BooleanOptionalAction, default=None,
+                    help="rewrite README.md's results section from results/*.md "
+                         "(default: on for full runs, off with --quick)")
     a = ap.parse_args()
     only = {s for s in a.only.split(",") if s}
     runs = []
@@ -87,8 +116,11 @@ def main() -> int:
         "quick": a.quick,
         "runs": runs,
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "run_all.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if a.readme if a.readme is not None else not a.quick:
+        summary["readme_updated"] = update_readme()
+    out_dir = HERE / "results" / ("quick" if a.quick else "")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "run_all.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 1 if any(r["status"] in ("failed", "timeout") for r in runs) else 0
 

@@ -63,24 +63,35 @@ from q2jax.objective import loss, residuals
 from q2jax.system import build_system
 from q2jax.units import HARTREE_BOHR2_TO_KCAL_MOL_A2
 
-DEFAULT_PYTHON = "/tmp/q2mm-venv/bin/python"
+DEFAULT_PYTHONS = ("/tmp/q2mm-venv/bin/python", "/tmp/q2mm-head-venv/bin/python")
 Q2MM_WEIGHT = 0.001  # Q2MM's CH3F frequency weight (its benchmark's default)
 
 
-def q2mm_python() -> tuple[str | None, str]:
-    """The interpreter that can import q2mm, or ``(None, reason)``."""
-    py = os.environ.get("Q2MM_PYTHON", DEFAULT_PYTHON)
-    if not Path(py).exists():
-        return None, f"no Q2MM interpreter at {py} (set Q2MM_PYTHON; see benchmarks/README.md)"
-    try:
-        r = subprocess.run([py, "-c", "import q2mm, jax"], capture_output=True, text=True,
-                           timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return None, f"{py} failed to start: {err}"
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or ["?"])[-1]
-        return None, f"{py} cannot import q2mm and jax: {last}"
-    return py, ""
+def q2mm_pythons() -> tuple[list[str], list[str]]:
+    """Interpreters that can import q2mm and jax, and the reasons the others cannot.
+
+    ``$Q2MM_PYTHON`` (one path, or several separated by ``:``) overrides the
+    defaults (the PyPI release venv and, if present, a source-tree venv).
+    """
+    env = os.environ.get("Q2MM_PYTHON")
+    candidates = env.split(":") if env else list(DEFAULT_PYTHONS)
+    ok, reasons = [], []
+    for py in candidates:
+        if not Path(py).exists():
+            reasons.append(f"no Q2MM interpreter at {py}")
+            continue
+        try:
+            r = subprocess.run([py, "-c", "import q2mm, jax"], capture_output=True, text=True,
+                               timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            reasons.append(f"{py} failed to start: {err}")
+            continue
+        if r.returncode != 0:
+            last = (r.stderr.strip().splitlines() or ["?"])[-1]
+            reasons.append(f"{py} cannot import q2mm and jax: {last}")
+            continue
+        ok.append(py)
+    return ok, reasons
 
 
 def run_driver(py: str, methods: list[str], maxiter: int, repeats: int, timeout: float) -> dict:
@@ -184,131 +195,158 @@ def q2jax_side(case, form: str, repeats: int, number: int) -> dict:
     return out
 
 
+def compare_form(form_out: dict, case, qj: dict, ff, version: str, parity: dict) -> tuple:
+    """Rows for one Q2MM run of one form, plus its start summary and conversion check."""
+    form = form_out["form"]
+    q2mm_eval_ms = form_out["eval_s"]["median"] * 1e3
+    qj_eval_ms = qj["eval_reference_s"]["median"] * 1e3
+    qj_honest = qj["honest"]
+    start_q2mm = to_q2jax_params(ff, form_out["param_layout"], form_out["start_params"],
+                                 form_out["k_to_kcal"])
+    start_honest = honest(ff, case, start_q2mm)
+    checks = [hessian_check(ff, case, start_q2mm, form_out["start_hessian_au"])]
+    # the Seminario start is stationary at the QM geometry, so there both codes'
+    # frequencies must agree (Q2MM does not project rotations; q2jax does)
+    start_freq_diff = float(np.max(np.abs(
+        q2mm_vibrations(form_out["start_frequencies_cm1"])
+        - np.asarray(start_honest["at_qm_geometry_frequencies_cm1"]))))
+    # q2jax's own fit from Q2MM's Seminario start (same compiled solver)
+    r2, _ = timed(qj["fit_fn"], jnp.asarray(start_q2mm))
+    qj_from_q2mm_start = honest(ff, case, np.asarray(r2.params))
+    rows = []
+    for fit in form_out["fits"]:
+        if "error" in fit:
+            rows.append({"form": form, "q2mm_version": version, "method": fit["method"],
+                         "error": fit["error"]})
+            continue
+        p = to_q2jax_params(ff, form_out["param_layout"], fit["final_params"],
+                            form_out["k_to_kcal"])
+        chk = hessian_check(ff, case, p, fit["hessian_au"])
+        checks.append(chk)
+        h = honest(ff, case, p)
+        nu_q2mm = q2mm_vibrations(fit["frequencies_cm1"])
+        own = float(np.sqrt(fit["final_score"] / len(case.frequencies)) / Q2MM_WEIGHT)
+        parity[f"Q2MM {version} {form} {fit['method']}"] = h["frequencies_cm1"]
+        rows.append({
+            "form": form,
+            "q2mm_version": version,
+            "method": fit["method"],
+            "q2mm_eval_ms": q2mm_eval_ms,
+            "q2jax_eval_ms": qj_eval_ms,
+            "speedup": q2mm_eval_ms / qj_eval_ms,
+            "q2mm_freq_rmsd_cm1": h["freq_rmsd_cm1"],
+            "q2jax_freq_rmsd_cm1": qj_honest["freq_rmsd_cm1"],
+            "q2mm_geom_rmsd_angstrom": h["geom_rmsd_angstrom"],
+            "q2jax_geom_rmsd_angstrom": qj_honest["geom_rmsd_angstrom"],
+            "q2mm_n_imaginary": h["n_imaginary"],
+            "q2jax_n_imaginary": qj_honest["n_imaginary"],
+            "q2mm_own_score_freq_rmsd_at_qm_geometry_cm1": own,
+            "q2mm_freq_rmsd_at_qm_geometry_by_q2jax_cm1": h["at_qm_geometry_freq_rmsd_cm1"],
+            # differs where the force field is not stationary at the QM geometry:
+            # Q2MM diagonalises the unprojected Hessian, q2jax projects out rotations
+            "q2mm_unprojected_vs_q2jax_projected_freq_max_diff_at_qm_geometry_cm1":
+                float(np.max(np.abs(nu_q2mm - np.asarray(
+                    h["at_qm_geometry_frequencies_cm1"])))),
+            "q2mm_n_evaluations": fit["n_evaluations"],
+            "q2mm_fit_wall_s": fit["wall_s"],
+            "q2mm_final_params_q2jax_units": p,
+            "q2jax_method": "lm (default objective)",
+            "q2jax_n_evaluations": qj["fit"]["n_evaluations"],
+            "q2jax_fit_wall_s": qj["fit"]["wall_s"],
+            "q2jax_fit_first_call_s": qj["fit"]["first_call_s"],
+            "q2jax_eval_relaxed_ms": qj["eval_relaxed_s"]["median"] * 1e3,
+            "q2jax_loss_and_grad_relaxed_ms": qj["loss_and_grad_relaxed_s"]["median"] * 1e3,
+            "q2jax_eval_compile_s": qj["eval_reference_compile_s"],
+            "hessian_check": chk,
+        })
+    start = {
+        "q2mm_seminario_params_q2jax_units": start_q2mm,
+        "q2mm_seminario_honest_freq_rmsd_cm1": start_honest["freq_rmsd_cm1"],
+        "q2jax_qfuerza_params": np.asarray(ff.params),
+        "q2jax_qfuerza_honest_freq_rmsd_cm1": honest(ff, case)["freq_rmsd_cm1"],
+        "q2jax_lm_from_q2mm_start_freq_rmsd_cm1": qj_from_q2mm_start["freq_rmsd_cm1"],
+        "q2jax_lm_from_q2mm_start_geom_rmsd_angstrom": qj_from_q2mm_start["geom_rmsd_angstrom"],
+        "q2mm_eval_first_call_s": form_out["eval_first_call_s"],
+    }
+    worst = max(c["max_rel_diff"] for c in checks)
+    check = {"max_rel_hessian_diff": worst, "start_freq_max_diff_cm1": start_freq_diff,
+             "ok": worst < 1e-6 and start_freq_diff < 0.5}
+    return rows, start, check
+
+
 def main() -> dict:
     quick = quick_flag()
     report = header("vs_q2mm", quick=quick)
-    py, reason = q2mm_python()
-    if py is None:
-        report["skipped"] = reason
+    pythons, reasons = q2mm_pythons()
+    if reasons:
+        report["unavailable"] = reasons
+    if not pythons:
+        report["skipped"] = "; ".join(reasons) + " (see benchmarks/README.md)"
         report["cases"] = []
-        log("skipped: " + reason)
+        log("skipped: " + report["skipped"])
         return write_report("vs_q2mm", report)
     methods = ["L-BFGS-B"] if quick else ["L-BFGS-B", "Nelder-Mead"]
     maxiter = 50 if quick else 500
-    try:
-        q2mm = run_driver(py, methods, maxiter, 10 if quick else 50, timeout=1500)
-    except Exception as err:  # noqa: BLE001  (report, never crash)
-        report["skipped"] = f"Q2MM run failed: {type(err).__name__}: {err}"
-        report["cases"] = []
-        return write_report("vs_q2mm", report)
-    report["q2mm_version"] = q2mm.get("q2mm_version")
-    report["q2mm_jax_version"] = q2mm.get("jax_version")
     report["q2mm_objective"] = (
         "Q2MM's CH3F case: sorted MM frequencies above 50 cm^-1 at the fixed QM geometry, "
         f"weight {Q2MM_WEIGHT}, Seminario start, scipy methods {methods}, maxiter {maxiter}"
     )
     case = load_case("ch3f")
-    cases, parity = [], {}
-    for form_out in q2mm["forms"]:
-        form = form_out["form"]
-        if "skipped" in form_out:
-            cases.append({"form": form, "skipped": form_out["skipped"]})
-            log(f"{form}: skipped ({form_out['skipped']})")
+    cases: list[dict] = []
+    parity: dict = {}
+    q2jax_cache: dict = {}
+    report["q2mm_runs"] = []
+    for py in pythons:
+        try:
+            q2mm = run_driver(py, methods, maxiter, 10 if quick else 50, timeout=1500)
+        except Exception as err:  # noqa: BLE001  (report, never crash)
+            report["q2mm_runs"].append({"python": py, "error": f"{type(err).__name__}: {err}"})
             continue
-        log(f"{form}: q2jax timings and fit")
-        qj = q2jax_side(case, form, repeats=7 if quick else 15, number=20 if quick else 100)
-        ff = qj.pop("forcefield")
-        q2mm_eval_ms = form_out["eval_s"]["median"] * 1e3
-        qj_eval_ms = qj["eval_reference_s"]["median"] * 1e3
-        qj_honest = honest(ff, case, qj["fit"]["params"])
-        start_q2mm = to_q2jax_params(ff, form_out["param_layout"], form_out["start_params"],
-                                     form_out["k_to_kcal"])
-        start_honest = honest(ff, case, start_q2mm)
-        checks = [hessian_check(ff, case, start_q2mm, form_out["start_hessian_au"])]
-        # the Seminario start is stationary at the QM geometry, so there both codes'
-        # frequencies must agree (Q2MM does not project rotations; q2jax does)
-        start_freq_diff = float(np.max(np.abs(
-            q2mm_vibrations(form_out["start_frequencies_cm1"])
-            - np.asarray(start_honest["at_qm_geometry_frequencies_cm1"]))))
-        # q2jax's own fit from Q2MM's Seminario start (same compiled solver)
-        r2, _ = timed(qj["fit_fn"], jnp.asarray(start_q2mm))
-        qj_from_q2mm_start = honest(ff, case, np.asarray(r2.params))
-        parity[f"q2jax {form} lm"] = qj_honest["frequencies_cm1"]
-        for fit in form_out["fits"]:
-            if "error" in fit:
-                cases.append({"form": form, "method": fit["method"], "error": fit["error"]})
+        version = str(q2mm.get("q2mm_version"))
+        report["q2mm_runs"].append({"python": py, "q2mm_version": version,
+                                    "jax_version": q2mm.get("jax_version"),
+                                    "error": q2mm.get("error")})
+        for form_out in q2mm.get("forms", []):
+            form = form_out["form"]
+            if "skipped" in form_out:
+                cases.append({"form": form, "q2mm_version": version,
+                              "skipped": form_out["skipped"]})
+                log(f"Q2MM {version} {form}: skipped ({form_out['skipped']})")
                 continue
-            p = to_q2jax_params(ff, form_out["param_layout"], fit["final_params"],
-                                form_out["k_to_kcal"])
-            chk = hessian_check(ff, case, p, fit["hessian_au"])
-            checks.append(chk)
-            h = honest(ff, case, p)
-            nu_q2mm = q2mm_vibrations(fit["frequencies_cm1"])
-            own = float(np.sqrt(fit["final_score"] / len(case.frequencies)) / Q2MM_WEIGHT)
-            parity[f"Q2MM {form} {fit['method']}"] = h["frequencies_cm1"]
-            cases.append({
-                "form": form,
-                "method": fit["method"],
-                "q2mm_eval_ms": q2mm_eval_ms,
-                "q2jax_eval_ms": qj_eval_ms,
-                "speedup": q2mm_eval_ms / qj_eval_ms,
-                "q2mm_freq_rmsd_cm1": h["freq_rmsd_cm1"],
-                "q2jax_freq_rmsd_cm1": qj_honest["freq_rmsd_cm1"],
-                "q2mm_geom_rmsd_angstrom": h["geom_rmsd_angstrom"],
-                "q2jax_geom_rmsd_angstrom": qj_honest["geom_rmsd_angstrom"],
-                "q2mm_n_imaginary": h["n_imaginary"],
-                "q2jax_n_imaginary": qj_honest["n_imaginary"],
-                "q2mm_own_score_freq_rmsd_at_qm_geometry_cm1": own,
-                "q2mm_freq_rmsd_at_qm_geometry_by_q2jax_cm1": h["at_qm_geometry_freq_rmsd_cm1"],
-                # differs where the force field is not stationary at the QM geometry:
-                # Q2MM diagonalises the unprojected Hessian, q2jax projects out rotations
-                "q2mm_unprojected_vs_q2jax_projected_freq_max_diff_at_qm_geometry_cm1":
-                    float(np.max(np.abs(
-                        nu_q2mm - np.asarray(h["at_qm_geometry_frequencies_cm1"])))),
-                "q2mm_n_evaluations": fit["n_evaluations"],
-                "q2mm_fit_wall_s": fit["wall_s"],
-                "q2mm_final_params_q2jax_units": p,
-                "q2jax_method": "lm (default objective)",
-                "q2jax_n_evaluations": qj["fit"]["n_evaluations"],
-                "q2jax_fit_wall_s": qj["fit"]["wall_s"],
-                "q2jax_fit_first_call_s": qj["fit"]["first_call_s"],
-                "q2jax_eval_relaxed_ms": qj["eval_relaxed_s"]["median"] * 1e3,
-                "q2jax_loss_and_grad_relaxed_ms": qj["loss_and_grad_relaxed_s"]["median"] * 1e3,
-                "q2jax_eval_compile_s": qj["eval_reference_compile_s"],
-                "hessian_check": chk,
-            })
-        report.setdefault("starts", {})[form] = {
-            "q2mm_seminario_params_q2jax_units": start_q2mm,
-            "q2mm_seminario_honest_freq_rmsd_cm1": start_honest["freq_rmsd_cm1"],
-            "q2jax_qfuerza_params": np.asarray(ff.params),
-            "q2jax_qfuerza_honest_freq_rmsd_cm1": honest(ff, case)["freq_rmsd_cm1"],
-            "q2jax_lm_from_q2mm_start_freq_rmsd_cm1": qj_from_q2mm_start["freq_rmsd_cm1"],
-            "q2jax_lm_from_q2mm_start_geom_rmsd_angstrom":
-                qj_from_q2mm_start["geom_rmsd_angstrom"],
-            "q2mm_eval_first_call_s": form_out["eval_first_call_s"],
-        }
-        report.setdefault("conversion_check", {})[form] = {
-            "max_rel_hessian_diff": max(c["max_rel_diff"] for c in checks),
-            "start_freq_max_diff_cm1": start_freq_diff,
-            "ok": max(c["max_rel_diff"] for c in checks) < 1e-6 and start_freq_diff < 0.5,
-        }
+            if form not in q2jax_cache:
+                log(f"{form}: q2jax timings and fit")
+                qj = q2jax_side(case, form, repeats=7 if quick else 15,
+                                number=20 if quick else 100)
+                qj["honest"] = honest(qj["forcefield"], case, qj["fit"]["params"])
+                parity[f"q2jax {form} lm"] = qj["honest"]["frequencies_cm1"]
+                q2jax_cache[form] = qj
+            qj = q2jax_cache[form]
+            rows, start, check = compare_form(form_out, case, qj, qj["forcefield"], version,
+                                              parity)
+            cases += rows
+            report.setdefault("starts", {})[f"{version} {form}"] = start
+            report.setdefault("conversion_check", {})[f"{version} {form}"] = check
     report["cases"] = cases
+    if not any("speedup" in c for c in cases):
+        report["skipped"] = "no Q2MM run produced a comparable case"
     if parity:
         plot_parity(RESULTS_DIR / "vs_q2mm_parity.png", case.frequencies, parity,
                     "CH3F: Q2MM vs q2jax fits, frequencies at the MM-relaxed geometry")
     rows = [c for c in cases if "speedup" in c]
     table = md_header(report, "q2jax vs the original Q2MM, CH3F (benchmarks/vs_q2mm.py)")
-    table += f"\nQ2MM {report.get('q2mm_version')} in a scratch venv, same run.\n\n"
+    table += "\nQ2MM in scratch venvs (" + ", ".join(
+        f"{r.get('q2mm_version')}" for r in report["q2mm_runs"]) + "), same run.\n\n"
     table += md_table(
-        ["form", "Q2MM method", "Q2MM eval ms", "q2jax eval ms", "speedup",
+        ["form", "Q2MM", "Q2MM method", "Q2MM eval ms", "q2jax eval ms", "speedup",
          "Q2MM own score (RMSD @QM geom)", "Q2MM honest RMSD", "Q2MM geom RMSD Å",
          "q2jax honest RMSD (lm)", "q2jax geom RMSD Å"],
-        [[c["form"], c["method"], fmt(c["q2mm_eval_ms"], 3), fmt(c["q2jax_eval_ms"], 3),
-          fmt(c["speedup"]), fmt(c["q2mm_own_score_freq_rmsd_at_qm_geometry_cm1"]),
+        [[c["form"], c["q2mm_version"], c["method"], fmt(c["q2mm_eval_ms"], 3),
+          fmt(c["q2jax_eval_ms"], 3), fmt(c["speedup"]),
+          fmt(c["q2mm_own_score_freq_rmsd_at_qm_geometry_cm1"]),
           fmt(c["q2mm_freq_rmsd_cm1"]), fmt(c["q2mm_geom_rmsd_angstrom"], 3),
           fmt(c["q2jax_freq_rmsd_cm1"]), fmt(c["q2jax_geom_rmsd_angstrom"], 3)] for c in rows]
-        + [[c["form"], "—", "skipped: " + c["skipped"], "", "", "", "", "", "", ""]
-           for c in cases if "skipped" in c],
+        + [[c["form"], c["q2mm_version"], "—", "skipped: " + c["skipped"], "", "", "", "", "",
+            "", ""] for c in cases if "skipped" in c],
     )
     table += (
         "\n\nRMSDs in cm^-1 at the geometry relaxed with each force field (q2jax's evaluator); "

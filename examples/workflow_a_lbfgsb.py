@@ -34,11 +34,14 @@ def qm_geometry_references(ref: ReferenceData, molecule, molecule_idx: int = 0) 
     """Every bond length and bend angle of the QM geometry as a reference."""
     x = np.asarray(molecule.coords)
     for a, b in molecule.bonds:
-        ref.add_bond_length(float(np.linalg.norm(x[a] - x[b])), (a, b), BOND_WEIGHT, molecule_idx)
-    for i, j, k in molecule.topology().angles:
+        r = float(np.linalg.norm(x[a] - x[b]))
+        ref.add_bond_length(r, atom_indices=(a, b), weight=BOND_WEIGHT, molecule_idx=molecule_idx)
+    for i, j, k in molecule.topology().angles.tolist():
         u, v = x[i] - x[j], x[k] - x[j]
         deg = float(np.degrees(np.arccos(u @ v / np.linalg.norm(u) / np.linalg.norm(v))))
-        ref.add_bond_angle(deg, (int(i), int(j), int(k)), ANGLE_WEIGHT, molecule_idx)
+        ref.add_bond_angle(
+            deg, atom_indices=(i, j, k), weight=ANGLE_WEIGHT, molecule_idx=molecule_idx
+        )
     return ref
 
 

@@ -64,8 +64,10 @@ def main(argv=None):
     batch = batch.at[:, i].set(jnp.linspace(0.9, 1.1, args.scan) * fitted[i])
     t = time.perf_counter()
     scores = jax.block_until_ready(jax.jit(jax.vmap(loss, in_axes=(0, None)))(batch, spec))
-    print(f"vmapped scan of 'bond C-F k' ({args.scan} points, {time.perf_counter() - t:.2f} s "
-          "incl. compile):")
+    print(
+        f"vmapped scan of 'bond C-F k' ({args.scan} points, {time.perf_counter() - t:.2f} s "
+        "incl. compile):"
+    )
     for k, s in zip(batch[:, i], scores, strict=True):
         print(f"  k = {float(k):9.3f} kcal/mol/A^2   loss {float(s):12.6g}")
     if args.plot:

@@ -28,13 +28,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from q2jax._workflows_optimizers import (
-    MultiStartOptimizer,
-    ScipyOptimizer,
-    finish,
-    log,
-    require_jax,
-)
+from q2jax._workflows_multistart import MultiStartOptimizer
+from q2jax._workflows_optimizers import ScipyOptimizer, finish, log, require_jax
 from q2jax._workflows_results import LoopResult, SensitivityResult
 from q2jax.errors import InputError
 
@@ -55,10 +50,11 @@ def compute_sensitivity(
 ) -> SensitivityResult:
     """Sensitivity of the objective to each parameter at ``params`` (default current).
 
-    ``mode="fd"``: central differences with ``step_sizes`` (default
-    ``ForceField.get_step_sizes()``), 2N + 1 evaluations — for a JAX objective
-    all in one vmapped call of :func:`q2jax.solvers.compute_sensitivity`;
-    ``mode="autodiff"``: exact gradient and Hessian diagonal (JAX engine only).
+    ``mode="fd"`` (Q2MM): central differences with ``step_sizes`` (default
+    ``ForceField.get_step_sizes()``), 2N + 1 evaluations of ``objective(x)``
+    (for a JAX objective, its one compiled value function, shared with the
+    optimizers: no further compilation); ``mode="autodiff"`` (JAX engine):
+    exact gradient and Hessian diagonal from :func:`q2jax.solvers.compute_sensitivity`.
     """
     from q2jax.solvers.sensitivity import METRICS, MODES, rank
 
@@ -69,19 +65,25 @@ def compute_sensitivity(
     h = np.asarray(ff.get_step_sizes() if step_sizes is None else step_sizes, float)
     if h.shape != p.shape:
         raise InputError(f"step_sizes has shape {h.shape}; expected {p.shape}")
-    if getattr(objective, "is_jax", False):
+    if mode == "autodiff":
+        if not getattr(objective, "is_jax", False):
+            raise InputError("mode='autodiff' needs the JAX engine; use mode='fd'")
         from q2jax.objective import loss
         from q2jax.solvers import compute_sensitivity as core
 
         s = core(loss, jnp.asarray(p), objective.spec, jnp.asarray(h), metric, mode)
-        n = int(s.n_evals)
-        objective.n_eval += n
+        objective.n_eval += int(s.n_evals)
         return SensitivityResult(
-            np.asarray(s.d1), np.asarray(s.d2), np.asarray(s.simp_var), np.asarray(s.ranking),
-            metric, n, mode, float(s.value), _labels(objective),
+            np.asarray(s.d1),
+            np.asarray(s.d2),
+            np.asarray(s.simp_var),
+            np.asarray(s.ranking),
+            metric,
+            int(s.n_evals),
+            mode,
+            float(s.value),
+            _labels(objective),
         )
-    if mode == "autodiff":
-        raise InputError("mode='autodiff' needs the JAX engine; use mode='fd'")
     f0 = objective(p)
     active = h != 0
     d1, d2 = np.zeros_like(p), np.zeros_like(p)
@@ -95,8 +97,17 @@ def compute_sensitivity(
     nonzero = active & (d1 != 0)
     simp_var = np.where(nonzero, d2 / np.where(nonzero, d1 * d1, 1.0), np.inf)
     ranking = np.asarray(rank(jnp.asarray(d1), jnp.asarray(simp_var), metric, jnp.asarray(active)))
-    return SensitivityResult(d1, d2, simp_var, ranking, metric, 1 + 2 * int(active.sum()), mode,
-                             float(f0), _labels(objective))
+    return SensitivityResult(
+        d1,
+        d2,
+        simp_var,
+        ranking,
+        metric,
+        1 + 2 * int(active.sum()),
+        mode,
+        float(f0),
+        _labels(objective),
+    )
 
 
 class _Subspace:
@@ -175,21 +186,36 @@ class OptimizationLoop:
             raise InputError("a pure-JAX OptimizationLoop has simp_method 'Nelder-Mead' only")
         multi = self.full_method.startswith("multi:")
         base = canonical_method(self.full_method.removeprefix("multi:"))
-        opts = ({"n_starts": self.n_starts, "perturbation_pct": self.perturbation_pct,
-                 "seed": self.seed} if multi else {})
+        opts = (
+            {
+                "n_starts": self.n_starts,
+                "perturbation_pct": self.perturbation_pct,
+                "seed": self.seed,
+            }
+            if multi
+            else {}
+        )
         p0 = np.asarray(obj.forcefield.params, float)
         stream = sys.stderr if self.verbose else sys.stdout
         with contextlib.redirect_stdout(stream):
             c = optimization_loop(
-                loss, jnp.asarray(p0), obj.spec,
+                loss,
+                jnp.asarray(p0),
+                obj.spec,
                 bounds=None if base in UNBOUNDED else obj.get_bounds(),
-                max_params=min(self.max_params, p0.size), max_cycles=self.max_cycles,
-                convergence=self.convergence, full_method=self.full_method,
-                simp_method="Nelder-Mead", full_maxiter=self.full_maxiter,
-                simp_maxiter=self.simp_maxiter, full_options=opts,
+                max_params=min(self.max_params, p0.size),
+                max_cycles=self.max_cycles,
+                convergence=self.convergence,
+                full_method=self.full_method,
+                simp_method="Nelder-Mead",
+                full_maxiter=self.full_maxiter,
+                simp_maxiter=self.simp_maxiter,
+                full_options=opts,
                 residuals=residuals if base == "lm" else None,
-                steps=obj.forcefield.get_step_sizes(), metric=self.sensitivity_metric,
-                sensitivity_mode=self.sensitivity_mode, verbose=self.verbose,
+                steps=obj.forcefield.get_step_sizes(),
+                metric=self.sensitivity_metric,
+                sensitivity_mode=self.sensitivity_mode,
+                verbose=self.verbose,
             )
         n = int(c.n_cycles)
         labels = _labels(obj)
@@ -197,24 +223,43 @@ class OptimizationLoop:
         for k in range(n):
             d1, d2, sv = (np.asarray(a[k]) for a in (c.d1, c.d2, c.simp_var))
             order = np.asarray(rank(jnp.asarray(d1), jnp.asarray(sv), self.sensitivity_metric))
-            sens.append(SensitivityResult(d1, d2, sv, order, self.sensitivity_metric,
-                                          1 + 2 * p0.size, self.sensitivity_mode, labels=labels))
+            sens.append(
+                SensitivityResult(
+                    d1,
+                    d2,
+                    sv,
+                    order,
+                    self.sensitivity_metric,
+                    1 + 2 * p0.size,
+                    self.sensitivity_mode,
+                    labels=labels,
+                )
+            )
         scores = [float(v) for v in c.cycle_scores_trimmed()]
         obj.n_eval += int(c.n_evals)
         obj.history.extend(scores)
         return LoopResult(
-            success=bool(c.converged), initial_score=float(c.initial_value),
-            final_score=float(c.value), n_cycles=n, n_eval=int(c.n_evals), cycle_scores=scores,
-            selected_indices=c.selected_trimmed(), sensitivity_results=sens, message=c.message,
-            history=scores, initial_params=p0, final_params=np.asarray(c.params, float),
+            success=bool(c.converged),
+            initial_score=float(c.initial_value),
+            final_score=float(c.value),
+            n_cycles=n,
+            n_eval=int(c.n_evals),
+            cycle_scores=scores,
+            selected_indices=c.selected_trimmed(),
+            sensitivity_results=sens,
+            message=c.message,
+            history=scores,
+            initial_params=p0,
+            final_params=np.asarray(c.params, float),
             method=f"{c.method} (one jitted loop)",
         )
 
     # --- host-side cycle ----------------------------------------------------------------------
     def _full_optimizer(self) -> Any:
         base = self.full_method.removeprefix("multi:")
-        opt = ScipyOptimizer(base, self.full_maxiter, eps=self.eps, jac=self.full_jac,
-                             verbose=False)
+        opt = ScipyOptimizer(
+            base, self.full_maxiter, eps=self.eps, jac=self.full_jac, verbose=False
+        )
         if self.full_method.startswith("multi:"):
             return MultiStartOptimizer(opt, self.n_starts, self.perturbation_pct, self.seed)
         return opt
@@ -224,9 +269,14 @@ class OptimizationLoop:
 
         sub = _Subspace(self.objective, idx, x)
         lo, hi = self.objective.get_bounds()
-        r = scipy_minimize(sub, x[idx], method=self.simp_method, bounds=(lo[idx], hi[idx]),
-                           maxiter=self.simp_maxiter, options={"xatol": 1e-6, "fatol": 1e-8}
-                           if self.simp_method == "Nelder-Mead" else None)
+        r = scipy_minimize(
+            sub,
+            x[idx],
+            method=self.simp_method,
+            bounds=(lo[idx], hi[idx]),
+            maxiter=self.simp_maxiter,
+            options={"xatol": 1e-6, "fatol": 1e-8} if self.simp_method == "Nelder-Mead" else None,
+        )
         return sub.full(np.asarray(r.params, float)), float(r.value)
 
     def _run_host(self) -> LoopResult:
@@ -238,7 +288,7 @@ class OptimizationLoop:
         f = f_init = obj(x)
         scores, selected, sens_all = [f], [], []
         converged, message = False, "maximum number of cycles reached"
-        method = (f"grad-simp({self.full_method}+{self.simp_method}, host-side cycle)")
+        method = f"grad-simp({self.full_method}+{self.simp_method}, host-side cycle)"
         for cycle in range(self.max_cycles):
             f_before = f
             r = full.run(obj, x, verbose=False)
@@ -256,18 +306,29 @@ class OptimizationLoop:
             sens_all.append(s)
             if self.verbose:
                 names = [_labels(obj)[i] for i in idx]
-                log(f"[OptimizationLoop] cycle {cycle + 1}: {f_before:.8g} -> full {f_full:.8g} "
-                    f"-> simplex {f:.8g} (params {names})")
+                log(
+                    f"[OptimizationLoop] cycle {cycle + 1}: {f_before:.8g} -> full {f_full:.8g} "
+                    f"-> simplex {f:.8g} (params {names})"
+                )
             change = (f_before - f) / f_before if f_before > 0 else 0.0
             if 0 <= change < self.convergence:
                 converged, message = True, "converged"
                 break
         obj.forcefield = obj.forcefield.with_params(jnp.asarray(p0))  # finish() applies x
         return LoopResult(
-            success=converged, initial_score=f_init, final_score=f, n_cycles=len(selected),
-            n_eval=obj.n_eval - n_eval0, cycle_scores=scores, selected_indices=selected,
-            sensitivity_results=sens_all, message=message, history=list(obj.history[h0:]),
-            initial_params=p0, final_params=x, method=method,
+            success=converged,
+            initial_score=f_init,
+            final_score=f,
+            n_cycles=len(selected),
+            n_eval=obj.n_eval - n_eval0,
+            cycle_scores=scores,
+            selected_indices=selected,
+            sensitivity_results=sens_all,
+            message=message,
+            history=list(obj.history[h0:]),
+            initial_params=p0,
+            final_params=x,
+            method=method,
         )
 
 

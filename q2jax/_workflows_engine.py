@@ -155,8 +155,8 @@ def engine_residual_blocks(engine: Any, spec: Any, molecules, params) -> dict[st
         out["energy"] = r.energy_weights * (centred(e_mm) - centred(r.energy_values))
     if spec.forcefield.n_params:
         lam = float(spec.lam)
-        out["regularization"] = np.sqrt(lam) * (p - np.asarray(spec.p_ref)) / np.asarray(
-            spec.reg_scale
+        out["regularization"] = (
+            np.sqrt(lam) * (p - np.asarray(spec.p_ref)) / np.asarray(spec.reg_scale)
         )
     return out
 

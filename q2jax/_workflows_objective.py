@@ -100,6 +100,8 @@ class ObjectiveFunction:
         if not np.isfinite(regularization) or regularization < 0:
             raise InputError(f"regularization must be a finite λ >= 0; got {regularization!r}")
         refs = as_reference_set(reference, molecules)
+        if isinstance(engine, type):  # OpenMMEngine rather than OpenMMEngine()
+            engine = engine()
         self.engine = JaxEngine() if engine is None else engine
         self.reference = refs
         self.molecules = list(refs.molecules)
@@ -253,8 +255,10 @@ class ObjectiveFunction:
         qm = self.qm_frequencies()
         if qm is None:
             return None
-        ff = self.forcefield if params is None else self.forcefield.with_params(
-            jnp.asarray(self._x(params))
+        ff = (
+            self.forcefield
+            if params is None
+            else self.forcefield.with_params(jnp.asarray(self._x(params)))
         )
         ts = self.transition_state if any(self.transition_state) else None
         return evaluate(ff, self.molecules, qm, transition_state=ts, system=self.system)

@@ -21,9 +21,10 @@ from q2jax.evaluate import KNOWN_FLOORS, summary_table
 EQ_KINDS = ("bond_eq", "angle_eq")
 
 
-def score_note(frequencies_at: str) -> str:
+def score_note(frequencies_at: str, honest: bool = True) -> str:
     if frequencies_at == "reference":
-        return "score measured at the QM geometry; honest figures below"
+        tail = "; honest figures below" if honest else ""
+        return "score measured at the QM geometry" + tail
     return "score measured at the MM-relaxed geometry (frequencies_at='relaxed')"
 
 
@@ -97,6 +98,9 @@ class OptimizationResult:
         """Fractional decrease of the score, (initial − final) / initial."""
         return _improvement(self.initial_score, self.final_score)
 
+    def _note(self) -> str:
+        return score_note(self.frequencies_at, self.final_figures is not None)
+
     def _head(self) -> list[str]:
         jac = f", jac={self.jac}" if self.jac else ""
         state = "converged" if self.success else "not converged"
@@ -104,9 +108,9 @@ class OptimizationResult:
         return [
             f"{self.title}: {self.method}{jac} — {state}{why}",
             f"  Score:       {self.initial_score:.6g} -> {self.final_score:.6g} "
-            f"({self.improvement:.1%} improvement); {score_note(self.frequencies_at)}",
+            f"({self.improvement:.1%} improvement); {self._note()}",
             f"  Iterations:  {self.n_iterations}   Evaluations: {self.n_evaluations}   "
-            f"Wall time: {self.wall_time:.2f} s",
+            f"Wall time: {self.wall_time:.2f} s (incl. any JIT compilation)",
         ]
 
     def summary(self) -> str:
@@ -223,6 +227,9 @@ class LoopResult:
     def improvement(self) -> float:
         return _improvement(self.initial_score, self.final_score)
 
+    def _note(self) -> str:
+        return score_note(self.frequencies_at, self.final_figures is not None)
+
     @property
     def n_evaluations(self) -> int:
         return self.n_eval
@@ -231,9 +238,9 @@ class LoopResult:
         lines = [
             f"OptimizationLoop: {self.method} — {self.message}",
             f"  Cycles:      {self.n_cycles}   Evaluations: {self.n_eval}   "
-            f"Wall time: {self.wall_time:.2f} s",
+            f"Wall time: {self.wall_time:.2f} s (incl. any JIT compilation)",
             f"  Score:       {self.initial_score:.6g} -> {self.final_score:.6g} "
-            f"({self.improvement:.1%} improvement); {score_note(self.frequencies_at)}",
+            f"({self.improvement:.1%} improvement); {self._note()}",
         ]
         for c, (score, idx) in enumerate(
             zip(self.cycle_scores[1:], self.selected_indices, strict=False)

@@ -191,6 +191,8 @@ def stack_problems(problems: Sequence[Problem | tuple], **objective_options):
             refs=_pad_refs(s.refs, n_atoms, n_modes, n_geom),
             p_ref=jnp.zeros(n_p).at[: ff.n_params].set(s.p_ref),
             reg_scale=jnp.ones(n_p).at[: ff.n_params].set(s.reg_scale),
+            internal_basis=None if s.internal_basis is None else jnp.asarray(
+                _pad_axis(s.internal_basis, n_modes, 2, 0.0)),
             n_modes=n_modes,
             names=tuple(f"molecule{i}" for i in range(len(s.names))),
         )

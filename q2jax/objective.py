@@ -66,6 +66,7 @@ class ObjectiveSpec(eqx.Module):
     reg_scale: Float[Array, " p"]
     stationarity_weights: Float[Array, " M"]
     saddle_order: Array
+    internal_basis: Float[Array, "M N3 L"] | None
     n_modes: int = eqx.field(static=True)
     names: tuple[str, ...] = eqx.field(static=True)
     options: ObjectiveOptions = eqx.field(static=True, default=ObjectiveOptions())
@@ -125,6 +126,9 @@ def make_objective(
     if p0.shape != forcefield.params.shape:
         raise InputError(f"p_ref has shape {p0.shape}, expected {forcefield.params.shape}")
     scale = jnp.ones_like(p0) if reg_scale is None else jnp.asarray(reg_scale, jnp.float64)
+    basis = None
+    if frequencies_at == "reference":
+        basis = jnp.asarray(_internal_bases(batch, [m.n_vibrations for m in mols], n_modes))
     return ObjectiveSpec(
         forcefield=forcefield,
         system=batch,
@@ -134,10 +138,40 @@ def make_objective(
         reg_scale=scale,
         stationarity_weights=jnp.asarray(sw),
         saddle_order=jnp.asarray(ts.astype(np.int32)),
+        internal_basis=basis,
         n_modes=n_modes,
         names=tuple(mm.name for mm in mols),
         options=ObjectiveOptions(frequencies_at, hessian_at, bool(np.any(sw > 0)), relax_options),
     )
+
+
+def _internal_bases(batch: System, n_vib: list[int], n_modes: int) -> np.ndarray:
+    """Orthonormal bases (3N, L) of the vibrational space of each molecule at its
+    reference geometry (host side, once): with the geometry fixed, the Eckart
+    projection is a constant, and the frequencies are the eigenvalues of the
+    L x L matrix Bᵀ M^(-1/2) H M^(-1/2) B. Columns beyond a molecule's own
+    mode count are zero (they are shifted out of the sorted spectrum)."""
+    from q2jax.vibrations import internal_projector
+
+    coords, masses, mask = (np.asarray(x) for x in (batch.coords, batch.masses, batch.atom_mask))
+    out = np.zeros((coords.shape[0], coords.shape[1] * 3, n_modes))
+    for i, k in enumerate(n_vib):
+        p = np.asarray(internal_projector(jnp.asarray(coords[i]), jnp.asarray(masses[i]),
+                                          jnp.asarray(mask[i])))
+        w, v = np.linalg.eigh(0.5 * (p + p.T))
+        out[i, :, :k] = v[:, -k:]  # eigenvalue 1: the vibrational subspace
+    return out
+
+
+def _reference_eigenvalues(h, masses, basis):
+    """Vibrational eigenvalues at the fixed reference geometry (see _internal_bases)."""
+    from q2jax.vibrations import mass_weight
+
+    m = basis.T @ mass_weight(h, masses) @ basis
+    m = 0.5 * (m + m.T)
+    live = jnp.sum(basis * basis, axis=0) > 0.5
+    bound = jax.lax.stop_gradient(jnp.max(jnp.sum(jnp.abs(m), axis=1)))
+    return eigvalsh(m + jnp.diag(jnp.where(live, 0.0, 10.0 * bound + 1.0)))
 
 
 # --- per-molecule evaluation ------------------------------------------------------------
@@ -187,6 +221,7 @@ class _MolArgs(NamedTuple):
     refs: ReferenceArrays
     stat_w: Array
     saddle: Array
+    basis: Array | None
 
 
 def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
@@ -225,7 +260,10 @@ def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
     h_eval = None
     if r.freq_values is not None:
         h_eval = hess(x_eval)
-        lam = vibrational_eigenvalues(h_eval, x_eval, a.masses, n_modes, a.atom_mask)
+        if a.basis is not None:  # fixed reference geometry: constant Eckart basis
+            lam = _reference_eigenvalues(h_eval, a.masses, a.basis)
+        else:
+            lam = vibrational_eigenvalues(h_eval, x_eval, a.masses, n_modes, a.atom_mask)
         nu = eigenvalue_to_frequency_smooth(lam)[r.freq_index]
         blocks["frequency"] = r.freq_weights * (nu - r.freq_values)
     if r.eig_values is not None or r.hess_values is not None:
@@ -271,6 +309,7 @@ def residual_blocks(params: Float[Array, " p"], spec: ObjectiveSpec) -> dict[str
         spec.refs,
         spec.stationarity_weights,
         spec.saddle_order,
+        spec.internal_basis,
     )
     static = (ff, spec.n_modes, spec.options)
     blocks, e_mm = jax.vmap(lambda a: _molecule_blocks(fp, a, static))(args)

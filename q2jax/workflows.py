@@ -30,8 +30,9 @@ from __future__ import annotations
 from typing import Any
 
 from q2jax._workflows_cycling import OptimizationLoop, compute_sensitivity
+from q2jax._workflows_multistart import MultiStartOptimizer
 from q2jax._workflows_objective import JaxEngine, ObjectiveFunction
-from q2jax._workflows_optimizers import JaxOptOptimizer, MultiStartOptimizer, ScipyOptimizer
+from q2jax._workflows_optimizers import JaxOptOptimizer, ScipyOptimizer
 from q2jax._workflows_reference import ReferenceData
 from q2jax._workflows_results import (
     LoopResult,

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 # Tests compile many small programs and run each briefly: XLA's fast-compile
-# settings halve the suite's time. A session-wide persistent cache lets tests
-# that build the same objective share one compilation.
+# settings halve the suite's time. The CLI's persistent compilation cache is
+# switched off in tests (CLI tests run in-process and must not write to ~/.cache).
 os.environ.setdefault(
     "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 )
+os.environ["Q2JAX_NO_COMPILATION_CACHE"] = "1"
 
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
-_CACHE = tempfile.mkdtemp(prefix="q2jax-xla-cache-")
-atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
-jax.config.update("jax_compilation_cache_dir", _CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 import pytest  # noqa: E402
 

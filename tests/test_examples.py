@@ -17,9 +17,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # JAX solver budgets equal to tests/test_workflows.py (JAX_MAXITER, N_STARTS, PCT)
 RUNS = {
     "workflow_a_lbfgsb": ["--maxiter", "25"],
-    "workflow_b_multistart": ["--maxiter", "20", "--n-starts", "4", "--pct", "20"],
+    "workflow_b_multistart": ["--maxiter", "10", "--n-starts", "4", "--pct", "20"],
     "workflow_c_grad_simp": ["--maxiter", "10", "--max-cycles", "1"],
-    "workflow_d_jaxopt": ["--maxiter", "20", "--scan", "4"],
+    "workflow_d_jaxopt": ["--maxiter", "10", "--scan", "4"],
 }
 HEADERS = {
     "workflow_a_lbfgsb": "ScipyOptimizer: L-BFGS-B, jac=analytical",

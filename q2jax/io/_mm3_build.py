@@ -88,7 +88,7 @@ class Mm3ForceField:
     fld: Fld
     assignments: tuple[Mm3Assignment, ...]
     sources: dict[tuple[str, tuple[str, ...]], tuple[int, int, float]]
-    line_keys: dict[tuple[int, str, int], tuple[str, ...]]
+    line_keys: dict[tuple, tuple[str, ...]]  # (line, kind, divisor) or (line, kind) -> key
     systems: tuple[System, ...]
 
     def batch(self, n_atoms: int | None = None) -> System:
@@ -172,7 +172,7 @@ def build_mm3_forcefield(
             divisors.setdefault(t.line, set()).add(t.divisor)
     rows: list[tuple[str, tuple[str, ...], float, bool]] = []
     sources: dict[tuple[str, tuple[str, ...]], tuple[int, int, float]] = {}
-    line_keys: dict[tuple[int, str, int], tuple[str, ...]] = {}
+    line_keys: dict[tuple, tuple[str, ...]] = {}
     for line in sorted(used):
         rec = fld.record(line)
         fkind = "vdw" if isinstance(rec, FldVdw) else rec.kind
@@ -194,6 +194,8 @@ def build_mm3_forcefield(
                     key = (key[0] + f"@{line}",) + key[1:]
                 sources[(kind, key)] = (line, fieldno, factor / d)
                 line_keys[(line, kind, d)] = key
+                if len(divs) == 1:  # (line, kind) for a line with one parameter per kind
+                    line_keys[(line, kind)] = key
                 rows.append((kind, key, rec.values[fieldno] * factor / d, bool(pred(rec, kind))))
     charge_keys: list[list[tuple[str, ...]]] = []
     if electrostatics:
