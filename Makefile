@@ -17,7 +17,7 @@ demo: $(STAMP)
 		--hessian q2jax/data/ch3f/ch3f-hessian.npy --out out/demo-ch3f
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

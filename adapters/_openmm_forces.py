@@ -69,7 +69,7 @@ _COULOMB = COULOMB_KCAL_MOL_A * _E * _L  # kJ nm/(mol e^2)
 _EPS_FLOOR = 1e-300  # q2jax: eps_ij = sqrt(eps_i eps_j + 1e-300), kcal/mol
 
 FAMILIES = ("stretch", "bend", "torsion", "out_of_plane", "stretch_bend", "vdw", "electrostatic",
-            "bend_bend", "torsion_stretch")
+            "bend_bend", "torsion_stretch", "urey_bradley")
 """Energy families, as in ``q2jax.energy.energy_components``; family i is OpenMM force group i."""
 
 

@@ -30,6 +30,7 @@ analytic Hessian inside it describes only that tiny region. Use exactly
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -151,6 +152,12 @@ def _pieces(mm, ff: ForceField, molecule: Molecule, terms: Terms | None
     if len(atoms):
         sc = sites.length_scale(atoms[:, 1], atoms[:, 2])
         out.append(torsion_stretch_piece(mm, at[atoms], params, sc))
+    atoms, params = _rows(terms, "ub")
+    if len(atoms):  # Urey-Bradley: a harmonic stretch between the angle's ends
+        sc = sites.length_scale(atoms[:, 0], atoms[:, 1])
+        piece = (stretch_piece(mm, at[atoms], params, "harmonic") if np.all(sc == 1.0)
+                 else scaled_stretch_piece(mm, at[atoms], params, sc, "harmonic"))
+        out.append(dataclasses.replace(piece, family="urey_bradley"))
     mask = np.asarray(terms.pair_mask, bool)
     pairs = np.asarray(terms.pair_atoms, np.int64)[mask]
     fams = ff.families()

@@ -134,14 +134,15 @@ def use_analytical_gradient(objective: Any, jac: str | None, method: str) -> boo
         return False
     if jac is None:
         return False
+    flag = getattr(objective, "has_analytical_gradient", None)
     if jac == "analytical":
-        if not has_gradient(objective):
+        if not has_gradient(objective) or flag is False:
             raise InputError(
-                "jac='analytical' but the objective has neither gradient(x) nor "
-                "value_and_grad(x); use jac=None (finite differences) or jac='auto'"
+                "jac='analytical' but the objective has no analytical gradient (no "
+                "gradient(x)/value_and_grad(x), or has_analytical_gradient is False, e.g. a "
+                "finite-difference engine); use jac=None (finite differences) or jac='auto'"
             )
         return True
-    flag = getattr(objective, "has_analytical_gradient", None)
     return has_gradient(objective) if flag is None else bool(flag) and has_gradient(objective)
 
 

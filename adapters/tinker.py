@@ -72,7 +72,7 @@ _LABELS = tuple(COMPONENTS) + (
 )
 _FAMILY_TERM = {"bond": "bondterm", "angle": "angleterm", "stretch_bend": "strbndterm",
                 "improper": "opbendterm", "torsion": "torsionterm", "vdw": "vdwterm",
-                "charge": "chargeterm"}
+                "charge": "chargeterm", "urey_bradley": "ureyterm"}
 _FATAL = ("TINKER is Unable to Continue", "Tinker is Unable to Continue",
           "Some Required Potential Energy Parameters are Undefined")
 _NUM = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eEdD][-+]?\d+)?"

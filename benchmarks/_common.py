@@ -10,9 +10,11 @@ noisy): a function is compiled first (``jax.jit(f).lower(...).compile()``,
 whose duration is the reported compile time), called ``warmup`` times, then
 timed in ``repeats`` blocks of ``number`` calls each; the reported time is the
 median over blocks of (block time / number). Ratios are always formed from
-numbers measured in the same run. XLA's default optimisation level is used
-(the fast-compile ``XLA_FLAGS`` of the CLI and tests are not set here); the
-flags in force are recorded in ``machine["xla_flags"]``.
+numbers measured in the same run. Per-call speed benchmarks use XLA's default
+optimisation level; whole-fit benchmarks dominated by compilation (the CH3F
+matrix) may run with the CLI's fast-compile ``XLA_FLAGS`` (``run_all.py`` sets
+them there); the flags in force are recorded in ``machine["xla_flags"]`` and a
+note.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def header(name: str, **extra: Any) -> dict[str, Any]:
     notes = []
     if any(m in flags for m in FAST_COMPILE_MARKERS):
         notes.append(
-            f"XLA_FLAGS={flags!r} lowers XLA optimisation: run times are not representative"
+            f"XLA_FLAGS={flags!r}: the q2jax CLI's fast-compile setting (compiles several "
+            "times shorter; compiled code may run slower than at XLA's default level)"
         )
     out = {
         "benchmark": name,

@@ -200,6 +200,8 @@ def compare_form(form_out: dict, case, qj: dict, ff, version: str, parity: dict)
     form = form_out["form"]
     q2mm_eval_ms = form_out["eval_s"]["median"] * 1e3
     qj_eval_ms = qj["eval_reference_s"]["median"] * 1e3
+    q2mm_cpu_ms = form_out["eval_s"].get("cpu_median", float("nan")) * 1e3
+    qj_cpu_ms = qj["eval_reference_s"]["cpu_median"] * 1e3
     qj_honest = qj["honest"]
     start_q2mm = to_q2jax_params(ff, form_out["param_layout"], form_out["start_params"],
                                  form_out["k_to_kcal"])
@@ -234,6 +236,9 @@ def compare_form(form_out: dict, case, qj: dict, ff, version: str, parity: dict)
             "q2mm_eval_ms": q2mm_eval_ms,
             "q2jax_eval_ms": qj_eval_ms,
             "speedup": q2mm_eval_ms / qj_eval_ms,
+            "q2mm_eval_cpu_ms": q2mm_cpu_ms,
+            "q2jax_eval_cpu_ms": qj_cpu_ms,
+            "speedup_cpu": q2mm_cpu_ms / qj_cpu_ms,
             "q2mm_freq_rmsd_cm1": h["freq_rmsd_cm1"],
             "q2jax_freq_rmsd_cm1": qj_honest["freq_rmsd_cm1"],
             "q2mm_geom_rmsd_angstrom": h["geom_rmsd_angstrom"],
@@ -268,9 +273,19 @@ def compare_form(form_out: dict, case, qj: dict, ff, version: str, parity: dict)
         "q2jax_lm_from_q2mm_start_geom_rmsd_angstrom": qj_from_q2mm_start["geom_rmsd_angstrom"],
         "q2mm_eval_first_call_s": form_out["eval_first_call_s"],
     }
-    worst = max(c["max_rel_diff"] for c in checks)
-    check = {"max_rel_hessian_diff": worst, "start_freq_max_diff_cm1": start_freq_diff,
-             "ok": worst < 1e-6 and start_freq_diff < 0.5}
+    # units: at the Seminario start (equilibrium values at the QM geometry) only the
+    # quadratic terms contribute, so Hessians and frequencies must agree exactly
+    fitted = max((c["max_rel_diff"] for c in checks[1:]), default=float("nan"))
+    check = {"start_max_rel_hessian_diff": checks[0]["max_rel_diff"],
+             "start_freq_max_diff_cm1": start_freq_diff,
+             "units_ok": checks[0]["max_rel_diff"] < 1e-6 and start_freq_diff < 0.5,
+             "fitted_max_rel_hessian_diff": fitted}
+    if form == "mm3" and fitted > 1e-6:
+        check["note"] = (
+            "fitted MM3 force fields are strained at the QM geometry, where the two codes' "
+            "MM3 bends differ: q2jax uses the sextic coefficient 2.2e-8 deg^-4 (Tinker's "
+            "mm3.prm, MacroModel's MM3*), Q2MM the 9.0e-10 printed by Allinger 1989; the "
+            "quadratic terms (units) agree, see start_max_rel_hessian_diff")
     return rows, start, check
 
 
@@ -337,11 +352,14 @@ def main() -> dict:
     table += "\nQ2MM in scratch venvs (" + ", ".join(
         f"{r.get('q2mm_version')}" for r in report["q2mm_runs"]) + "), same run.\n\n"
     table += md_table(
-        ["form", "Q2MM", "Q2MM method", "Q2MM eval ms", "q2jax eval ms", "speedup",
+        ["form", "Q2MM", "Q2MM method", "Q2MM eval ms (CPU)", "q2jax eval ms (CPU)",
+         "speedup (CPU)",
          "Q2MM own score (RMSD @QM geom)", "Q2MM honest RMSD", "Q2MM geom RMSD Å",
          "q2jax honest RMSD (lm)", "q2jax geom RMSD Å"],
-        [[c["form"], c["q2mm_version"], c["method"], fmt(c["q2mm_eval_ms"], 3),
-          fmt(c["q2jax_eval_ms"], 3), fmt(c["speedup"]),
+        [[c["form"], c["q2mm_version"], c["method"],
+          f"{fmt(c['q2mm_eval_ms'], 3)} ({fmt(c['q2mm_eval_cpu_ms'], 3)})",
+          f"{fmt(c['q2jax_eval_ms'], 3)} ({fmt(c['q2jax_eval_cpu_ms'], 3)})",
+          f"{fmt(c['speedup'])} ({fmt(c['speedup_cpu'])})",
           fmt(c["q2mm_own_score_freq_rmsd_at_qm_geometry_cm1"]),
           fmt(c["q2mm_freq_rmsd_cm1"]), fmt(c["q2mm_geom_rmsd_angstrom"], 3),
           fmt(c["q2jax_freq_rmsd_cm1"]), fmt(c["q2jax_geom_rmsd_angstrom"], 3)] for c in rows]
@@ -352,7 +370,9 @@ def main() -> dict:
         "\n\nRMSDs in cm^-1 at the geometry relaxed with each force field (q2jax's evaluator); "
         "'own score' is Q2MM's objective expressed as a frequency RMSD at the fixed QM "
         "geometry. Evaluation = one objective value at the QM geometry (Q2MM: its "
-        "ObjectiveFunction call; q2jax: the compiled loss, host round trip included).\n"
+        "ObjectiveFunction call; q2jax: the compiled loss, host round trip included); "
+        "medians of wall time and, in brackets, of process CPU time, which a loaded "
+        "machine disturbs less.\n"
     )
     return write_report("vs_q2mm", report, table)
 

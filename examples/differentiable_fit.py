@@ -73,8 +73,9 @@ def main(argv=None) -> None:
     print("\nd(fitted k)/d(weight of each training mode), at the chosen λ:")
     for lab, row in zip(ff.get_param_type_labels(), np.asarray(sens), strict=True):
         print(f"  {lab:<16s}" + " ".join(f"{v:8.2f}" for v in row[:6]))
-    print(f"\nchosen λ = {10.0 ** float(x):.3g}; hold-out (C-H stretch) RMSD {float(err):.1f} cm^-1 "
-          "(frequencies at the QM geometry, which is a minimum of this fixed-geometry model)")
+    print(f"\nchosen λ = {10.0 ** float(x):.3g}; hold-out (C-H stretch) RMSD "
+          f"{float(err):.1f} cm^-1 (frequencies at the QM geometry, which is a minimum of "
+          "this fixed-geometry model)")
 
 
 if __name__ == "__main__":

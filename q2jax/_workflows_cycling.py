@@ -230,7 +230,7 @@ class OptimizationLoop:
                     sv,
                     order,
                     self.sensitivity_metric,
-                    1 + 2 * p0.size,
+                    1 + (p0.size if self.sensitivity_mode == "autodiff" else 2 * p0.size),
                     self.sensitivity_mode,
                     labels=labels,
                 )

@@ -162,17 +162,20 @@ class ObjectiveFunction:
 
     def __call__(self, x: Any) -> float:
         """Objective value at the trainable parameters ``x``."""
-        return self.value_and_grad(x, _need_grad=False)[0]
+        return self._evaluate(x, need_grad=False)[0]
 
-    def value_and_grad(self, x: Any, _need_grad: bool = True) -> tuple[float, np.ndarray]:
+    def value_and_grad(self, x: Any) -> tuple[float, np.ndarray]:
         """(f, ∇f): exact for the JAX engine, forward differences (step ``fd_step``) else."""
+        return self._evaluate(x, need_grad=True)
+
+    def _evaluate(self, x: Any, need_grad: bool) -> tuple[float, np.ndarray]:
         p = self._x(x)
         if self.is_jax:
             f, g = _value_and_grad(jnp.asarray(p), self.spec)
             return self._record(float(f)), np.asarray(g, float)
         r = engine_residuals(self.engine, self.spec, self.molecules, p)
         f = self._record(float(r @ r))
-        if not _need_grad:
+        if not need_grad:
             return f, np.full(p.shape, np.nan)
         return f, self._fd_gradient(p, f)
 

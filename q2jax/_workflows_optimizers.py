@@ -108,15 +108,15 @@ class ScipyOptimizer:
             raise InputError(
                 f"method {self.method!r} is derivative-free; jac='analytical' is invalid"
             )
-        n_iter = [0]
+        n_iter, h0, e0 = [0], len(objective.history), objective.n_eval
         tag = f"[{self.title} {self.method}]"
 
         def callback(*_: Any, **__: Any) -> None:
             n_iter[0] += 1
-            if verbose and n_iter[0] % self.progress_every == 0 and objective.history:
+            if verbose and n_iter[0] % self.progress_every == 0 and objective.history[h0:]:
                 log(
                     f"{tag} iter {n_iter[0]:>5d}/{self.maxiter}  score "
-                    f"{min(objective.history):.8g}  evals {objective.n_eval}"
+                    f"{min(objective.history[h0:]):.8g}  evals {objective.n_eval - e0}"
                 )
 
         if verbose:

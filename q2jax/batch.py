@@ -127,7 +127,9 @@ def _system_sizes(system: System) -> dict[str, int]:
 
 
 def _repad_system(system: System, n_atoms: int, sizes: dict, zero_slot: int) -> System:
-    mols = [jax.tree_util.tree_map(lambda x, i=i: x[i], system) for i in range(system.coords.shape[0])]
+    mols = [
+        jax.tree_util.tree_map(lambda x, i=i: x[i], system) for i in range(system.coords.shape[0])
+    ]
     padded = [pad_system(m, n_atoms, sizes, zero_slot) for m in mols]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *padded)
 

@@ -98,7 +98,9 @@ def _load_single(args):
         qm = read_qm(path)
         hessian = None
         if args.hessian:
-            hessian = _read_hessian(Path(args.hessian), qm.n_atoms, hessian_factor(args.hessian_units))
+            hessian = _read_hessian(
+                Path(args.hessian), qm.n_atoms, hessian_factor(args.hessian_units)
+            )
         elif qm.hessian is not None:
             hessian = qm.checked_hessian()
         if hessian is None:
@@ -190,9 +192,12 @@ def _write_outputs(out: Path, result, molecules, qm_freqs, args, settings: dict)
         "wall_time_s": result.wall_time_s,
         "n_evaluations": result.n_evaluations,
         "solver_status": result.solver.message if hasattr(result.solver, "message") else "",
-        "objective": {"start": float(result.solver.history[0]), "final": float(result.solver.value)},
+        "objective": {
+            "start": float(result.solver.history[0]),
+            "final": float(result.solver.value),
+        },
         "figures_measured_at": "MM-relaxed geometry (tight stationary point); at_qm_geometry is "
-                               "for information only",
+        "for information only",
         "system_xml": xml_written,
         "notes": list(result.notes),
         "settings": settings,
@@ -286,7 +291,9 @@ def cmd_fit(args) -> int:
         form, method = args.form or "harmonic", args.method or "lm"
         maxiter = args.maxiter or 100
         ts = bool(args.transition_state)
-        weight = DEFAULT_CARTESIAN_WEIGHT if args.cartesian_weight is None else args.cartesian_weight
+        weight = (
+            DEFAULT_CARTESIAN_WEIGHT if args.cartesian_weight is None else args.cartesian_weight
+        )
         with _Stage("fitting (first run compiles; later runs use the cache)", args.quiet):
             result = default_fit(mols, [hessian], form=form, method=method, maxiter=maxiter,
                                  transition_state=ts, progress=progress, cartesian_weight=weight)
@@ -338,7 +345,9 @@ def cmd_export(args) -> int:
     ff = ForceField.from_json(args.forcefield)
     targets = [x for x in (args.openmm, args.tinker, args.frcmod, args.fld) if x]
     if len(targets) != 1:
-        raise InputError("give exactly one of --openmm OUT.xml, --tinker DIR, --frcmod OUT, --fld OUT")
+        raise InputError(
+            "give exactly one of --openmm OUT.xml, --tinker DIR, --frcmod OUT, --fld OUT"
+        )
     if args.frcmod:
         from q2jax.io import forcefield_to_frcmod, write_frcmod
 

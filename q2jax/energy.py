@@ -209,6 +209,15 @@ def families(
                 [p[ts[:, 0]], p[ts[:, 1]], scale(terms.ts_atoms, 1, 2)], -1)], -1),
             _torsion_local,
         ))
+    if terms.ub_atoms.shape[0]:
+        ub = terms.ub_params
+        out.append(Family(
+            "urey_bradley",
+            terms.ub_atoms,
+            terms.ub_mask,
+            jnp.stack([p[ub[:, 0]], p[ub[:, 1]], scale(terms.ub_atoms, 0, 1)], -1),
+            _stretch_local(False),  # harmonic in both forms
+        ))
     out.append(_nonbonded_family(p, terms, mm3, settings.dielectric))
     return tuple(out)
 

@@ -134,6 +134,7 @@ def evaluate(
                     "max_force_kcal_mol_A": float(figures["max_force_qm_geometry"][i]),
                     "frequencies_cm1": [float(x) for x in nu_qm_geom],
                 },
+                relaxed_coords=figures["coords"][i][: mol.n_atoms],
             )
         )
     return out

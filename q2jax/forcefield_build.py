@@ -35,11 +35,13 @@ def parameters_from_molecules(
     if not molecules:
         raise InputError("need at least one molecule to build a force field")
     fams = tuple(families) if families is not None else DEFAULT_FAMILIES
-    unknown = set(fams) - {"bond", "angle", "torsion", "improper", "stretch_bend", "vdw", "charge"}
+    unknown = set(fams) - {"bond", "angle", "torsion", "improper", "stretch_bend", "vdw", "charge",
+                           "urey_bradley"}
     if unknown:
         raise InputError(f"unknown term families {sorted(unknown)}")
     bond_r: dict = defaultdict(list)
     angle_t: dict = defaultdict(list)
+    ub_r: dict = defaultdict(list)
     torsions: set = set()
     impropers: set = set()
     types_seen: list[str] = []
@@ -53,6 +55,8 @@ def parameters_from_molecules(
             )
         for a, b, c in topo.angles:
             angle_t[canonical_key("angle", (t[a], t[b], t[c]))].append(_angle_deg(xyz, a, b, c))
+            ub_r[canonical_key("urey_bradley", (t[a], t[b], t[c]))].append(
+                float(np.linalg.norm(xyz[a] - xyz[c])))
         for a, b, c, d in topo.torsions:
             torsions.add(canonical_key("torsion", (t[a], t[b], t[c], t[d])))
         for c, a, b, d in topo.impropers:
@@ -86,6 +90,9 @@ def parameters_from_molecules(
     if "improper" in fams:
         for key in sorted(impropers):
             out.append(("improper_k", key, KINDS["improper_k"].default))
+    if "urey_bradley" in fams:
+        for key in sorted(ub_r):
+            out += [("ub_k", key, KINDS["ub_k"].default), ("ub_eq", key, float(np.mean(ub_r[key])))]
     if "stretch_bend" in fams:
         for key in sorted(angle_t):
             out.append(("stretch_bend_k", key, KINDS["stretch_bend_k"].default))

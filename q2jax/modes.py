@@ -98,7 +98,11 @@ def match_modes(params, spec, qm_modes: np.ndarray | None = None):
     r = spec.refs
     if r.freq_values is None:
         raise InputError("mode matching needs frequency references")
-    q = qm_modes if qm_modes is not None else (None if r.eig_modes is None else np.asarray(r.eig_modes))
+    q = (
+        qm_modes
+        if qm_modes is not None
+        else (None if r.eig_modes is None else np.asarray(r.eig_modes))
+    )
     if q is None:
         raise InputError("mode matching needs the QM normal modes: add EigenmatrixData (weight 0 "
                          "is fine) or pass qm_modes")

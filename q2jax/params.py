@@ -37,6 +37,10 @@ KINDS: dict[str, Kind] = {
     "bend_bend_k": Kind("bend_bend", "(kcal/mol)^0.5/rad", -50.0, 50.0, 0.0, "kbb", 0.1),
     "torsion_stretch_k": Kind("torsion_stretch", "kcal/mol/A", -50.0, 50.0, 0.0, "kts", 0.1),
     "vdw_pair_rstar": Kind("vdw_pair", "A", 0.6, 10.0, 3.6, "r", 0.1),
+    # Urey-Bradley 1-3 stretch E = k (r_ik - r0)^2 for angle i-j-k (e.g. a
+    # transition state's F...F distance across a linear F-C-F)
+    "ub_k": Kind("urey_bradley", "kcal/mol/A^2", -2000.0, 2000.0, 0.0, "k", 1.0),
+    "ub_eq": Kind("urey_bradley", "A", 0.5, 8.0, 2.5, "eq", 0.02),
     "vdw_pair_epsilon": Kind("vdw_pair", "kcal/mol", 0.0, 5.0, 0.05, "eps", 0.02),
 }
 
@@ -51,6 +55,7 @@ FAMILY_KINDS: dict[str, tuple[str, ...]] = {
     "bend_bend": ("bend_bend_k",),
     "torsion_stretch": ("torsion_stretch_k",),
     "vdw_pair": ("vdw_pair_rstar", "vdw_pair_epsilon"),
+    "urey_bradley": ("ub_k", "ub_eq"),
 }
 
 FAMILY_ARITY: dict[str, int] = {
@@ -64,6 +69,7 @@ FAMILY_ARITY: dict[str, int] = {
     "bend_bend": 3,
     "torsion_stretch": 4,
     "vdw_pair": 2,
+    "urey_bradley": 3,
 }
 
 
@@ -78,6 +84,7 @@ def canonical_key(family: str, types) -> tuple[str, ...]:
     if len(t) != FAMILY_ARITY[family]:
         raise ValueError(f"{family} key needs {FAMILY_ARITY[family]} atom types, got {t}")
     if family in ("bond", "angle", "torsion", "stretch_bend", "bend_bend", "torsion_stretch",
+                  "urey_bradley",
                   "vdw_pair"):
         return min(t, t[::-1])
     if family == "improper":

@@ -63,6 +63,9 @@ class Terms(eqx.Module):
     pair_taper: Float[Array, "np 2"]  # r_on, r_off (Å) of the eps taper; r_off = 0: none
     atom_site_parent: Int[Array, " atoms"]  # the atom whose bond the site lies on (or itself)
     atom_site_scale: Float[Array, " atoms"]  # f in s = x_p + f (x - x_p); 1 for a plain atom
+    ub_atoms: Int[Array, "nub 2"]  # ends i, k of an angle i-j-k
+    ub_params: Int[Array, "nub 2"]  # k, r0 of the 1-3 distance
+    ub_mask: Bool[Array, " nub"]
 
 
 class System(eqx.Module):
@@ -141,6 +144,7 @@ def build_terms(ff: ForceField, molecule: Molecule, *, allow_missing: bool = Fal
     else:
         sb_atoms, sb_par = np.zeros((0, 3), np.int32), np.zeros((0, 4), np.int32)
 
+    ub_atoms, ub_par = _urey_bradley_rows(pos, zero, fams, t, topo.angles)
     bb_atoms, bb_par = _bend_bend_rows(pos, zero, fams, t, topo.angles, missing, need)
     ts_atoms, ts_par = _torsion_stretch_rows(pos, zero, fams, t, topo.torsions, missing, need)
 
@@ -216,7 +220,24 @@ def build_terms(ff: ForceField, molecule: Molecule, *, allow_missing: bool = Fal
         pair_taper=jnp.zeros((pairs.shape[0], 2), jnp.float64),
         atom_site_parent=jnp.arange(n, dtype=jnp.int32),
         atom_site_scale=jnp.ones((n,), jnp.float64),
+        ub_atoms=jnp.asarray(ub_atoms),
+        ub_params=jnp.asarray(ub_par),
+        ub_mask=ones(ub_atoms),
     )
+
+
+def _urey_bradley_rows(pos, zero, fams, types, angles):
+    """Urey-Bradley 1-3 terms for the angles whose type has ``ub_k`` (optional per angle)."""
+    rows, params = [], []
+    if "urey_bradley" in fams:
+        for i, j, k in angles:
+            key = canonical_key("urey_bradley", (types[i], types[j], types[k]))
+            kp = pos.get(("ub_k", key))
+            if kp is None:
+                continue
+            rows.append((i, k))
+            params.append((kp, pos.get(("ub_eq", key), zero)))
+    return np.asarray(rows, np.int32).reshape(-1, 2), np.asarray(params, np.int32).reshape(-1, 2)
 
 
 def _bend_bend_rows(pos, zero, fams, types, angles, missing, need):
@@ -327,7 +348,7 @@ def stack_systems(systems: Sequence[System], zero_slot: int, n_atoms: int | None
     if not systems:
         raise ValueError("no systems to stack")
     n = max(s.n_atoms for s in systems) if n_atoms is None else n_atoms
-    groups = ("bond", "angle", "torsion", "improper", "sb", "pair", "bb", "ts")
+    groups = ("bond", "angle", "torsion", "improper", "sb", "pair", "bb", "ts", "ub")
     sizes = {g: max(int(getattr(s.terms, f"{g}_mask").shape[0]) for s in systems) for g in groups}
     padded = [pad_system(s, n, sizes, zero_slot) for s in systems]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *padded)

@@ -44,7 +44,7 @@ from q2jax.seminario import estimate_force_constants
 
 
 def __getattr__(name: str) -> Any:
-    # OpenMM is optional and slow to import: load it only when asked for
+    # ``q2jax.workflows.OpenMMEngine``: OpenMM is slow to import, so load it only when asked for
     if name == "OpenMMEngine":
         from q2jax.adapters.openmm import OpenMMEngine
 
@@ -59,7 +59,6 @@ __all__ = [
     "MultiStartOptimizer",
     "MultiStartResult",
     "ObjectiveFunction",
-    "OpenMMEngine",  # noqa: F822  (loaded lazily by __getattr__)
     "OptimizationLoop",
     "OptimizationResult",
     "ReferenceData",

@@ -17,6 +17,8 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
+import gc  # noqa: E402
+
 import pytest  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "q2jax" / "data"
@@ -31,3 +33,13 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def test_data_dir() -> Path:
     return TEST_DATA
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drop JAX's compiled executables after each test module. Each one keeps a
+    few memory mappings; one process running the whole suite would otherwise
+    pass the kernel's vm.max_map_count (65530) and crash inside XLA."""
+    yield
+    jax.clear_caches()
+    gc.collect()

@@ -40,7 +40,11 @@ def problems():
     out = []
     for i in range(4):
         h = c.hessian * (1.0 + 0.05 * rng.standard_normal())
-        p0 = jnp.array([350.0, 350.0, 50.0, 50.0]) if i < 3 else jnp.array([350.0, np.nan, 50.0, 50.0])
+        p0 = (
+            jnp.array([350.0, 350.0, 50.0, 50.0])
+            if i < 3
+            else jnp.array([350.0, np.nan, 50.0, 50.0])
+        )
         out.append((ff.with_params(p0), ReferenceSet.from_qm([c.molecule], [h])))
     return out
 
@@ -120,10 +124,17 @@ def test_implicit_gradient_wrt_the_qm_hessian_matches_finite_differences():
     jac = np.asarray(jax.jit(jax.jacrev(from_hessian))(h0))
     ff = ForceField.from_molecules([m])
     s = build_system(ff, m)
-    dirs = [np.asarray(h0),
-            np.asarray(hessian(ff.full_params(), s.coords, s.terms)),
-            np.asarray(hessian(ff.full_params(ff.params * jnp.array([1.3, 1, 0.7, 1, 1.5, 1, 0.6, 1])),
-                               s.coords, s.terms))]
+    dirs = [
+        np.asarray(h0),
+        np.asarray(hessian(ff.full_params(), s.coords, s.terms)),
+        np.asarray(
+            hessian(
+                ff.full_params(ff.params * jnp.array([1.3, 1, 0.7, 1, 1.5, 1, 0.6, 1])),
+                s.coords,
+                s.terms,
+            )
+        ),
+    ]
     for d in dirs:
         step = 1e-6
         fd = (np.asarray(from_hessian(h0 + step * d)) - np.asarray(from_hessian(h0 - step * d))) / (
@@ -150,7 +161,8 @@ def test_sharded_batch_equals_unsharded_on_two_devices(tmp_path):
         spec_s, p0_s, lo_s, hi_s = shard_problems((spec, p0, lo, hi))
         assert len(p0_s.sharding.device_set) == 2
         sharded = fit_batch(spec_s, p0_s, (lo_s, hi_s), method="lm", maxiter=30)
-        np.testing.assert_allclose(np.asarray(sharded.params), np.asarray(plain.params), rtol=1e-10)
+        # the partitioned program sums in another order and LM stops at ~1e-8 relative
+        np.testing.assert_allclose(np.asarray(sharded.params), np.asarray(plain.params), rtol=1e-7)
         print("OK")
     """)
     env = dict(os.environ)

@@ -139,7 +139,9 @@ def test_sizes_that_disagree(capsys, tmp_path):
 
 
 def test_unknown_units(capsys):
-    code, _, err = run(capsys, "fit", "--xyz", XYZ, "--hessian", HESS, "--hessian-units", "furlongs")
+    code, _, err = run(
+        capsys, "fit", "--xyz", XYZ, "--hessian", HESS, "--hessian-units", "furlongs"
+    )
     _one_line_error(code, err, "furlongs")
 
 

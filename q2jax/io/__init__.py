@@ -23,6 +23,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from q2jax.errors import InputError
+from q2jax.io.frcmod import (
+    Frcmod,
+    FrcmodTerm,
+    forcefield_to_frcmod,
+    format_frcmod,
+    frcmod_to_forcefield,
+    parse_frcmod,
+    read_frcmod,
+    write_frcmod,
+)
 from q2jax.io.gaussian import (
     is_gaussian_output,
     read_fchk,
@@ -41,22 +51,12 @@ from q2jax.io.macromodel import (
     read_mmo,
     read_mmo_all,
 )
-from q2jax.io.frcmod import (
-    Frcmod,
-    FrcmodTerm,
-    forcefield_to_frcmod,
-    format_frcmod,
-    frcmod_to_forcefield,
-    parse_frcmod,
-    read_frcmod,
-    write_frcmod,
-)
 from q2jax.io.mm3_assign import (
     MACROMODEL_SETTINGS,
     Interaction,
-    MMGraph,
     Mm3Assignment,
     Mm3ForceField,
+    MMGraph,
     assign_parameters,
     build_mm3_forcefield,
     mm_graph,

@@ -298,6 +298,8 @@ def _system(ff: ForceField, mol: Molecule, a: Mm3Assignment, line_keys, charge_k
         ts_atoms=_put(ts_atoms), ts_params=_put(ts_par), ts_mask=ones(ts_atoms),
         pair_vdw_params=_put(pair_vdw), pair_taper=_put(np.tile(taper, (pairs.shape[0], 1))),
         atom_site_parent=_put(parents), atom_site_scale=_put(scales),
+        ub_atoms=_put(np.zeros((0, 2), np.int32)), ub_params=_put(np.zeros((0, 2), np.int32)),
+        ub_mask=_put(np.zeros((0,), bool)),
     )
     return System(coords=_put(np.asarray(mol.coords, np.float64)),
                   masses=_put(np.asarray(mol.masses, np.float64)),

@@ -161,8 +161,18 @@ def read_reference_yaml(path: str | Path) -> ReferenceFile:
         if not isinstance(data, list):
             raise _err(path, f"molecules[{i}].data must be a list")
         for j, d in enumerate(data):
-            refs.add(_datum(d, i, mols[i], hessians[i], qm_freqs[i], ts[i], f"molecules[{i}].data[{j}]",
-                            path))
+            refs.add(
+                _datum(
+                    d,
+                    i,
+                    mols[i],
+                    hessians[i],
+                    qm_freqs[i],
+                    ts[i],
+                    f"molecules[{i}].data[{j}]",
+                    path,
+                )
+            )
     refs.validate()
     settings = {k: v for k, v in doc.items() if k != "molecules"}
     return ReferenceFile(refs, hessians, qm_freqs, ts, settings, str(path))

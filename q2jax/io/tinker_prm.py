@@ -15,6 +15,7 @@ in degrees) and their q2jax equivalents:
 - ``angle``:  E = angleunit K d^2 (1 + c3 d + c4 d^2 + c5 d^3 + c6 d^4)
   -> k (kcal/mol/rad^2) = angleunit K (180/pi)^2
 - ``strbnd``: E = strbndunit (K1 dr1 + K2 dr2) d -> k = strbndunit K (180/pi), K1 = K2 = K
+- ``ureybrad``: E = ureyunit K (d13 - d0)^2 (urey-cubic/quartic 0) -> k = ureyunit K
 - ``torsion``: E = torsionunit sum_n A_n (1 + cos(n phi - phase_n)) -> with phases
   0/180/0 this is V1/2 (1 + cos phi) + V2/2 (1 - cos 2phi) + V3/2 (1 + cos 3phi), V_n =
   2 torsionunit A_n
@@ -33,10 +34,10 @@ in degrees) and their q2jax equivalents:
 
 Written headers (``tinker_header``) for form ``"mm3"`` use q2jax's MM3 constants:
 bondunit 71.94, bond-cubic -2.55, bond-quartic 3.793125 (= 7/12 2.55^2),
-angleunit 0.021914, angle cubic..sextic -0.014, 5.6e-5, -7e-7, 2.2e-8 (the sextic as in
-Tinker's mm3.prm and MacroModel MM3*), strbndunit 2.51118, torsionunit 0.5, vdwtype BUCKINGHAM with a, b, c = 184000,
-12, 2.25, 1-4 scales 1, dielectric 1.5. Tinker's own ``params/mm3.prm`` differs in
-angleunit (0.02191418), vdwtype (MM3-HBOND), electric
+angleunit 0.021914, angle cubic..sextic -0.014, 5.6e-5, -7e-7, 2.2e-8 (the sextic as
+in Tinker's mm3.prm and MacroModel MM3*), strbndunit 2.51118, torsionunit 0.5, vdwtype
+BUCKINGHAM with a, b, c = 184000, 12, 2.25, 1-4 scales 1, dielectric 1.5. Tinker's own
+``params/mm3.prm`` differs in angleunit (0.02191418), vdwtype (MM3-HBOND), electric
 (332.0538) and opbendtype (ALLINGER with MM3's sextic opbend polynomial): reading
 that file is possible with ``strict=False``, which warns about each difference.
 Form ``"harmonic"`` is AMBER-like: bondunit 1, angleunit (pi/180)^2, strbndunit
@@ -77,7 +78,7 @@ MAX_DESCRIPTION = 24  # Tinker's atom description field (character*24)
 
 # Tinker's parameter keywords (readprm.f); the ones q2jax reads are handled, the
 # others make a file unrepresentable (strict) or are skipped with a warning.
-_READ = {"atom", "bond", "angle", "strbnd", "opbend", "torsion", "vdw", "charge"}
+_READ = {"atom", "bond", "angle", "strbnd", "ureybrad", "opbend", "torsion", "vdw", "charge"}
 _HARMLESS = {"biotype", "echo"}
 _UNSUPPORTED = {
     "angang", "angcflux", "angle3", "angle4", "angle5", "anglef", "anglep", "angtors",
@@ -85,7 +86,7 @@ _UNSUPPORTED = {
     "dipole4", "dipole5", "dispersion", "electneg", "exchpol", "hbond", "improper",
     "imptors", "metal", "multipole", "opdist", "piatom", "pibond", "pibond4", "pibond5",
     "pitors", "polarize", "polpair", "repulsion", "solute", "strtors", "torsion4",
-    "torsion5", "tortors", "ureybrad", "vdw14", "vdwpair", "vdwpr",
+    "torsion5", "tortors", "vdw14", "vdwpair", "vdwpr",
 }
 # Tinker defaults (initprm.f) of the header keywords q2jax interprets.
 _DEFAULTS: dict[str, str] = {
@@ -99,6 +100,7 @@ _DEFAULTS: dict[str, str] = {
     "a-expterm": "0", "b-expterm": "0", "c-expterm": "0", "vdw-12-scale": "0",
     "vdw-13-scale": "0", "vdw-14-scale": "1", "chg-12-scale": "0", "chg-13-scale": "0",
     "chg-14-scale": "1", "electric": "332.0637133", "dielectric": "1.0",
+    "ureyunit": "1.0", "urey-cubic": "0", "urey-quartic": "0",
 }
 _HEADER_WORDS = set(_DEFAULTS) | {"forcefield"}
 _FLOAT_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eEdD][+-]?\d+)?")
@@ -314,8 +316,8 @@ def format_tinker_prm(
         "",
     ]
     head += [f"{k:<24s}{v}" for k, v in tinker_header(ff.form, ff.settings)]
-    body: dict[str, list[str]] = {f: [] for f in ("atom", "bond", "angle", "strbnd", "opbend",
-                                                 "torsion", "vdw", "charge")}
+    body: dict[str, list[str]] = {f: [] for f in ("atom", "bond", "angle", "strbnd", "ureybrad",
+                                                 "opbend", "torsion", "vdw", "charge")}
     for a in table:
         body["atom"].append(
             f'atom {a.type:>6d} {a.cls:>5d}  {a.symbol:<3s} "{a.description}" '
@@ -334,6 +336,9 @@ def format_tinker_prm(
         elif e.kind == "stretch_bend_k":
             f = _fmt(vals[(e.kind, key)] / k_sb)
             body["strbnd"].append(f"strbnd    {cls(key)}  {f} {f}")
+        elif e.kind == "ub_k":  # Tinker's default ureyunit 1, no cubic/quartic terms
+            k, d0 = vals[(e.kind, key)], _need(vals, "ub_eq", key)
+            body["ureybrad"].append(f"ureybrad  {cls(key)}  {_fmt(k)} {_fmt(d0)}")
         elif e.kind == "improper_k":
             f = _fmt(vals[(e.kind, key)] / (3.0 * k_opb))
             centre, nbrs = key[0], list(key[1:])
@@ -357,7 +362,8 @@ def format_tinker_prm(
             body["vdw"].append(f"vdw       {cls(key)}  {_fmt(vals[(e.kind, key)])} {_fmt(eps)}")
         elif e.kind == "charge":
             body["charge"].append(f"charge    {cls(key)}  {_fmt(vals[(e.kind, key)])}")
-        elif e.kind in ("bond_eq", "angle_eq") and (e.kind.replace("eq", "k"), key) not in vals:
+        elif e.kind in ("bond_eq", "angle_eq", "ub_eq") and (
+                e.kind.replace("eq", "k"), key) not in vals:
             raise ParameterError(f"{label(e.kind, key)!r} has no force constant entry")
         elif e.kind == "vdw_epsilon" and ("vdw_radius", key) not in vals:
             raise ParameterError(f"{label(e.kind, key)!r} has no vdw radius entry")
@@ -437,6 +443,7 @@ def _header_checks(hdr: dict[str, str], form: str) -> list[tuple[str, str, str]]
         "vdwtype": "BUCKINGHAM" if mm3 else "LENNARD-JONES", "radiusrule": "ARITHMETIC",
         "epsilonrule": "GEOMETRIC", "vdw-12-scale": 0.0, "vdw-13-scale": 0.0,
         "chg-12-scale": 0.0, "chg-13-scale": 0.0, "electric": COULOMB_KCAL_MOL_A,
+        "urey-cubic": 0.0, "urey-quartic": 0.0,
     }
     if mm3:
         expect.update({"a-expterm": MM3_VDW_A, "b-expterm": MM3_VDW_B, "c-expterm": MM3_VDW_C})
@@ -617,10 +624,10 @@ def _parameters(rd, params, full, keymap, use_desc, type_to_cls):
         out.append((kind, key, value))
 
     for no, word, toks in params:
-        arity = {"bond": 2, "angle": 3, "strbnd": 3, "opbend": 4, "torsion": 4, "vdw": 1,
-                 "charge": 1}[word]
-        nf = {"bond": 2, "angle": 2, "strbnd": 2, "opbend": 1, "torsion": 0, "vdw": 2,
-              "charge": 1}[word]
+        arity = {"bond": 2, "angle": 3, "strbnd": 3, "ureybrad": 3, "opbend": 4, "torsion": 4,
+                 "vdw": 1, "charge": 1}[word]
+        nf = {"bond": 2, "angle": 2, "strbnd": 2, "ureybrad": 2, "opbend": 1, "torsion": 0,
+              "vdw": 2, "charge": 1}[word]
         cl, v = rd.fields(toks, no, word, arity, nf)
         if word == "charge":  # charges are per atom type, the rest per class
             cl = [type_to_cls.get(cl[0], cl[0])]
@@ -645,6 +652,9 @@ def _parameters(rd, params, full, keymap, use_desc, type_to_cls):
                                    "(q2jax has one per angle)")
                 continue
             add("stretch_bend_k", key, f("strbndunit") * RAD_TO_DEG * v[0], no)
+        elif word == "ureybrad":  # E = ureyunit k (d - d0)^2, q2jax's harmonic 1-3 term
+            add("ub_k", key, f("ureyunit") * v[0], no)
+            add("ub_eq", key, v[1], no)
         elif word == "opbend":
             d, centre, a, c = key
             group = ("improper_k", canonical_key("improper", (centre, d, a, c)))

@@ -40,7 +40,9 @@ from q2jax.vibrations import frequencies
 
 openmm = pytest.importorskip("openmm", reason="OpenMM is not installed")
 
-ALL_FAMILIES = ("bond", "angle", "torsion", "improper", "stretch_bend", "vdw", "charge")
+ALL_FAMILIES = (
+    "bond", "angle", "torsion", "improper", "stretch_bend", "vdw", "charge", "urey_bradley",
+)
 FORMS = ("harmonic", "mm3")
 REL = 1e-6
 
@@ -165,6 +167,7 @@ _RANGES = {
     "vdw_radius": (1.5, 2.0),
     "vdw_epsilon": (0.02, 0.1),
     "charge": (-0.4, 0.4),
+    "ub_k": (5.0, 30.0),
 }
 
 
@@ -197,7 +200,7 @@ def all_family_ff(mol: Molecule, form: str, seed: int = 0) -> ForceField:
             vals[i] = rng.uniform(*_RANGES[e.kind])
         elif e.kind == "angle_eq":
             vals[i] = vals[i] - rng.uniform(1.0, 4.0)
-        elif e.kind == "bond_eq":
+        elif e.kind in ("bond_eq", "ub_eq"):
             vals[i] = vals[i] + rng.uniform(-0.03, 0.03)
     return _with_cross_terms(ff.with_params(vals), mol, rng)
 

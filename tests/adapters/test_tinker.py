@@ -26,6 +26,8 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+
+from q2jax import ForceField, Molecule
 from q2jax.adapters.tinker import (
     ENV_DIR,
     TinkerEngine,
@@ -40,8 +42,6 @@ from q2jax.adapters.tinker import (
     tinker_available,
     write_tinker_inputs,
 )
-
-from q2jax import ForceField, Molecule
 from q2jax.energy import energy, energy_components, gradient, hessian
 from q2jax.errors import EngineError, ParseError
 from q2jax.system import build_system
@@ -426,7 +426,7 @@ def test_key_file_points_at_prm_and_disables_absent_families(ch3f, tmp_path):
     words = [ln.split() for ln in files.key.read_text().splitlines() if not ln.startswith("#")]
     assert ["parameters", "mol.prm"] in words and ["digits", "8"] in words
     off = {w[0] for w in words if w[1:] == ["none"]}
-    assert off == {"strbndterm", "opbendterm", "torsionterm", "vdwterm", "chargeterm"}
+    assert off == {"strbndterm", "opbendterm", "torsionterm", "vdwterm", "chargeterm", "ureyterm"}
     assert "vdwterm" not in format_tinker_key("x.prm", ForceField.from_molecules(
         [ch3f], families=("bond", "angle", "vdw")))
 

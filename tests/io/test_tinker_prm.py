@@ -166,6 +166,21 @@ def test_round_trip_out_of_plane(form):
         assert_same_ff(ff, parse_tinker_prm(text).forcefield)
 
 
+@pytest.mark.parametrize("form", ["mm3", "harmonic"])
+def test_round_trip_urey_bradley(ch3f, form):
+    """Urey-Bradley 1-3 terms (q2jax's TS force fields) become ``ureybrad`` lines in
+    Tinker's units (kcal/mol/A^2, A; ureyunit 1) and come back unchanged."""
+    ff = ForceField.from_molecules([ch3f], form, families=("bond", "angle", "urey_bradley"))
+    ff = ff.with_values({(e.kind, e.key): 37.5 for e in ff.entries if e.kind == "ub_k"})
+    assert {"ub_k", "ub_eq"} <= {e.kind for e in ff.entries}
+    text = format_tinker_prm(ff)
+    rows = [ln.split() for ln in text.splitlines() if ln.startswith("ureybrad")]
+    assert len(rows) == 2  # F-C-H and H-C-H
+    assert all(float(r[4]) == pytest.approx(37.5) for r in rows)
+    assert all(1.7 < float(r[5]) < 2.5 for r in rows)  # 1-3 distances of CH3F, A
+    assert_same_ff(ff, parse_tinker_prm(text).forcefield)
+
+
 def test_class_keys_mode_reads_numbers(ch3f):
     ff = full_ff(ch3f, "mm3")
     back = parse_tinker_prm(format_tinker_prm(ff), keys="class").forcefield

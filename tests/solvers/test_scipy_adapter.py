@@ -106,6 +106,9 @@ def test_auto_without_gradient_falls_back_to_finite_differences():
 def test_analytical_requires_a_gradient():
     with pytest.raises(InputError, match="analytical"):
         scipy_minimize(Rosen(), X0, jac="analytical")
+    # a gradient the objective itself flags as not analytical (an FD engine) is refused
+    with pytest.raises(InputError, match="has_analytical_gradient is False"):
+        scipy_minimize(Rosen(gradient=True, flag=False), X0, jac="analytical")
     with pytest.raises(InputError, match="derivative-free"):
         use_analytical_gradient(Rosen(gradient=True), "analytical", "Nelder-Mead")
     with pytest.raises(InputError):
