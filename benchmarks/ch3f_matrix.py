@@ -103,11 +103,14 @@ def run_scipy(spec, p0, box, jac, maxiter: int) -> tuple[Any, float, float]:
     return r, wall, c1 + c2
 
 
+N_BIG = 1000  # the large multi-start row; --n-big changes it (multistart.py runs 1,000)
+
+
 def methods_table(ff, spec, quick: bool) -> list[tuple[str, Callable[[], Any] | None, dict]]:
     """(label, call, extra) per matrix method; SciPy rows have call None (run separately)."""
     p0 = ff.params
     box = ff.bounds()
-    n_big = 50 if quick else 1000
+    n_big = 50 if quick else N_BIG
     step = 0.1 * jnp.abs(p0)  # basin-hopping displacement: 10 % of each start value
 
     def m(method, **kw):
@@ -422,7 +425,7 @@ def finish(report: dict, rows: list[dict], forms: list[str], merge: list[str] | 
     order = {"harmonic": 0, "mm3": 1}
     rows.sort(key=lambda r: order.get(r["form"], 2))
     out = dict(report, rows=rows, partial=partial)
-    out["notes"] = report["notes"] + mm3_notes(rows)
+    out["notes"] = list(dict.fromkeys(report["notes"] + mm3_notes(rows)))
     if partial:  # checkpoint: files only, stdout gets the final report
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         (RESULTS_DIR / "ch3f_matrix.json").write_text(json.dumps(_jsonable(out), indent=2))
@@ -443,7 +446,11 @@ def main() -> dict:
     ap.add_argument("--budget-s", type=float, default=float("inf"),
                     help="per form: methods not started within this many seconds are "
                          "reported as skipped")
+    ap.add_argument("--n-big", type=int, default=1000,
+                    help="starts of the large multi-start row (multistart.py times 1,000)")
     a = ap.parse_args()
+    global N_BIG
+    N_BIG = a.n_big
     forms = [f for f in a.forms.split(",") if f]
     order = [o for o in a.order.split(",") if o]
     report = header("ch3f_matrix", quick=a.quick, molecule="ch3f", start="QFUERZA",
@@ -451,7 +458,8 @@ def main() -> dict:
     report["settings"] = {
         "maxiter": {"SciPy": 100 if a.quick else 500, "jaxopt": 200, "optax:adam": 1000,
                     "lm": 100, "Nelder-Mead": 2000, "basin hopping local lm": 50},
-        "multi-start": "lm, ±20 % uniform perturbations, seed 0",
+        "multi-start": f"lm, ±20 % uniform perturbations, seed 0; large row n={a.n_big} "
+                       "(1,000 starts: multistart.py)",
         "basin hopping": f"lm local, {5 if a.quick else 20} hops, step 10 % of each start "
                          "value, seed 0",
         "grad-simp": "full jaxopt:lbfgsb (100 it) + Nelder-Mead on the 3 most sensitive "
