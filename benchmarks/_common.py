@@ -30,7 +30,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads it: q2jax/__init__.py
+
+import jax  # noqa: E402
 import jax.numpy as jnp
 import numpy as np
 

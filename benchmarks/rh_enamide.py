@@ -21,7 +21,11 @@ What it does, in order:
      q2jax's EigenmatrixData has one diagonal weight per molecule and drops
      off-diagonal elements of zero-weight modes, so the script sets the first
      mode's diagonal weight to 1e-12 (off-diagonals kept, diagonal term
-     negligible); see ``apply_first_mode_weight``.
+     negligible); see ``apply_first_mode_weight``. ``--eig-first-weight W``
+     fits the replaced eigenvalue with Q2MM weight W instead: the published
+     final force field was evidently fitted that way (its MM curvature along
+     the QM reaction coordinate is 1180-1650 kcal/(mol Å² amu) at the QM
+     geometries, against 118 for the start and 2241 for the replacement).
    * geometry: Q2MM fits bonds (weight ``b = 100`` per Å) and angles (``a = 2``
      per degree) measured at the MM-*minimised* geometry. Doing that here
      means relaxing all nine structures (up to 62 atoms) in every evaluation
@@ -40,7 +44,7 @@ What it does, in order:
    (``q2jax.solvers.minimize(method="lm")``, the call ``q2jax.fit.fit`` makes;
    ``fit`` itself cannot take the per-mode eigenmatrix weights) for
    ``--maxiter`` iterations; ``--grad-simp`` adds one grad-simp cycle
-   (``q2jax.solvers.optimization_loop``: L-BFGS-B, sensitivity, simplex on 3
+   (``q2jax.solvers.grad_simp_cycling``: L-BFGS-B, sensitivity, simplex on 3
    parameters) with an L2 term towards the published start.
 5. Honest figures of the published start, the published final and the q2jax
    final force fields, all with the same code: each structure relaxed with
@@ -73,7 +77,11 @@ script sets ``OPENBLAS_NUM_THREADS=1`` unless the caller set it (recorded in
 Usage::
 
     python benchmarks/rh_enamide.py [--maxiter 6] [--quick] [--grad-simp]
-        [--no-relaxed-timing]
+        [--eig-first-weight 0] [--stationarity-weight 0.15] [--no-relaxed-timing]
+
+A full run takes 8-10 minutes here (one LM iteration, a 148k x 182
+forward-mode Jacobian through the MM3* Hessians, about 20 s; each honest
+evaluation up to a minute); ``--quick`` about 4.
 """
 
 from __future__ import annotations
@@ -111,8 +119,8 @@ from q2jax.modes import kabsch_rotation  # noqa: E402
 from q2jax.objective import (  # noqa: E402
     ObjectiveSpec,
     loss,
-    loss_breakdown,
     make_objective,
+    residual_blocks,
     residuals,
 )
 from q2jax.reference import (  # noqa: E402
@@ -139,7 +147,13 @@ FIRST_MODE_WEIGHT = 1e-12
 STATIONARITY_WEIGHT = 0.15
 """Per kcal/(mol Å) of MM gradient at the QM geometry (Q2MM's b = 100/Å over a bond
 curvature of ~650 kcal/(mol Å²); see the module docstring)."""
-LM_RELATIVE_DAMPING = 1e-3
+VDW_EPSILON_FLOOR = 1e-3
+"""kcal/mol: lower bound of the fitted van der Waals well depths. q2jax's bound is 0, where
+the combination sqrt(eps_i eps_j) has an infinite derivative (q2jax regularises it to
+~1e150): one LM step put four depths at 0 and every later step was rejected."""
+LM_RELATIVE_DAMPING = 1.0
+"""Initial Marquardt damping relative to diag(JᵀJ). 1e-3 (the textbook value) spent the
+first 4 of 5 iterations on rejected steps here (accepted at ~1); one step then costs ~20 s."""
 FIT_RELAX = RelaxOptions(max_steps=100, gtol=1e-6)
 EVAL_RELAX = RelaxOptions(max_steps=500, gtol=1e-8)
 
@@ -196,16 +210,18 @@ def apply_first_mode_weight(spec: ObjectiveSpec, qm_freqs: list[np.ndarray],
     return eqx.tree_at(lambda s: s.refs.eig_weights, spec, jnp.asarray(w))
 
 
-def make_spec(rset: RhEnamideSet, variant: str, *, lam: float = 0.0,
-              reg_scale=None) -> ObjectiveSpec:
+def make_spec(rset: RhEnamideSet, variant: str, *, lam: float = 0.0, reg_scale=None,
+              first_weight: float = FIRST_MODE_WEIGHT,
+              stationarity: float = STATIONARITY_WEIGHT) -> ObjectiveSpec:
     """The objective of ``variant``: ``"reference"`` (eigenmatrix + stationarity at
     the QM geometry: the fitted one) or ``"relaxed"`` (eigenmatrix at the QM
-    geometry + bonds/angles at the MM-relaxed geometry: Q2MM's data, timed only)."""
+    geometry + bonds/angles at the MM-relaxed geometry: Q2MM's data, timed only).
+    ``first_weight``: diagonal weight of the replaced first eigenvalue (q2jax units)."""
     system = rset.mm3.batch()
     if variant == "reference":
         refs = build_references(rset, geometry=False)
         spec = make_objective(rset.forcefield, refs, frequencies_at="reference",
-                              hessian_at="reference", stationarity_weight=STATIONARITY_WEIGHT,
+                              hessian_at="reference", stationarity_weight=stationarity,
                               system=system, lam=lam, reg_scale=reg_scale)
     elif variant == "relaxed":
         refs = build_references(rset, geometry=True)
@@ -215,22 +231,23 @@ def make_spec(rset: RhEnamideSet, variant: str, *, lam: float = 0.0,
                               reg_scale=reg_scale)
     else:
         raise ValueError(f"unknown objective variant {variant!r}")
-    return apply_first_mode_weight(spec, qm_frequencies(rset))
+    return apply_first_mode_weight(spec, qm_frequencies(rset), first_weight)
 
 
-def describe_objective(variant: str) -> dict[str, Any]:
+def describe_objective(variant: str, first_weight: float = FIRST_MODE_WEIGHT,
+                       stationarity: float = STATIONARITY_WEIGHT) -> dict[str, Any]:
     common = {
         "eigenmatrix": "diag and off-diagonal of Q^T H_MM,mw Q at the QM geometry vs QM "
                        "eigenvalues / 0 (kcal/(mol A^2 amu)); TSFF Method C replacement "
                        f"{TS_REPLACEMENT_EIGENVALUE:.1f} of the negative eigenvalue",
         "weights": {"eig_diagonal": EIG_DIAGONAL_WEIGHT, "eig_offdiagonal": EIG_OFFDIAGONAL_WEIGHT,
-                    "eig_first_mode": FIRST_MODE_WEIGHT, "q2mm_defaults": Q2MM_WEIGHTS},
+                    "eig_first_mode": first_weight, "q2mm_defaults": Q2MM_WEIGHTS},
     }
     if variant == "reference":
         return {**common, "variant": "reference", "frequencies_at": "reference",
                 "hessian_at": "reference",
                 "geometry": f"stationarity residual at the QM geometry, weight "
-                            f"{STATIONARITY_WEIGHT} per kcal/(mol A) (stands in for Q2MM's "
+                            f"{stationarity} per kcal/(mol A) (stands in for Q2MM's "
                             "bond/angle data)"}
     return {**common, "variant": "relaxed", "frequencies_at": "relaxed",
             "hessian_at": "reference",
@@ -239,14 +256,24 @@ def describe_objective(variant: str) -> dict[str, Any]:
                         f"{FIT_RELAX.gtol})"}
 
 
+_blocks_jit = jax.jit(residual_blocks)
+
+
+def loss_breakdown_jit(params, spec: ObjectiveSpec) -> dict[str, float]:
+    """Sum of squared residuals per block (``q2jax.objective.loss_breakdown``, jitted:
+    the eager version dispatches thousands of small ops)."""
+    blocks = _blocks_jit(jnp.asarray(params), spec)
+    return {k: float(jnp.sum(v * v)) for k, v in blocks.items()}
+
+
 # --- timing -------------------------------------------------------------------------------
 
 
-def time_loss_and_grad(spec: ObjectiveSpec, params, *, number: int = 2,
-                       repeats: int = 5) -> dict[str, float]:
+def time_loss_and_grad(spec: ObjectiveSpec, params, *, number: int = 2, repeats: int = 5,
+                       warmup: int = 1) -> dict[str, float]:
     """Compile time and median ms of the jitted value-and-gradient of the loss."""
     compiled, compile_s = compile_fn(jax.value_and_grad(loss), params, spec)
-    t = median_call_time(compiled, params, spec, number=number, repeats=repeats, warmup=1)
+    t = median_call_time(compiled, params, spec, number=number, repeats=repeats, warmup=warmup)
     value = float(compiled(params, spec)[0])
     return {"compile_s": compile_s, "loss_and_grad_ms": 1e3 * t["median"],
             "loss_and_grad_ms_min": 1e3 * t["min"], "loss_and_grad_ms_max": 1e3 * t["max"],
@@ -262,6 +289,14 @@ def time_residual_jacobian(spec: ObjectiveSpec, params) -> dict[str, Any]:
     diag = np.sum(np.asarray(jac) ** 2, axis=0)
     return {"compile_s": compile_s, "wall_s": wall, "shape": list(jac.shape),
             "max_diag_JtJ": float(diag.max()), "n_zero_columns": int(np.sum(diag == 0))}
+
+
+def fit_bounds(ff) -> tuple[np.ndarray, np.ndarray]:
+    """The force field's bounds, van der Waals well depths floored at VDW_EPSILON_FLOOR."""
+    lo, hi = (np.array(b, float) for b in ff.bounds())
+    eps = np.array([e.kind == "vdw_epsilon" for e in ff.trainable_entries])
+    lo[eps] = np.maximum(lo[eps], VDW_EPSILON_FLOOR)
+    return lo, hi
 
 
 # --- fitting ------------------------------------------------------------------------------
@@ -307,24 +342,42 @@ def fit_lm(spec: ObjectiveSpec, params0, bounds, maxiter: int,
                   history=[float(h) for h in hist[np.isfinite(hist)]])
 
 
-def grad_simp_cycle(rset: RhEnamideSet, params0, lam: float, quick: bool) -> FitRun:
-    """One grad-simp cycle (L-BFGS-B, then a simplex on the 3 most suitable parameters)
-    on the objective plus λ‖(p − p_start)/step‖², p_start the published start."""
-    from q2jax.solvers import optimization_loop
+def _sequential_loss(params, spec):
+    return loss(params, spec)
+
+
+_sequential_loss = jax.custom_batching.sequential_vmap(_sequential_loss)
+"""The loss with ``vmap`` evaluated one point after another (``lax.map``): the grad-simp
+sensitivity vmaps the loss over 2 x 182 + 1 finite-difference points, which for nine MM3*
+Hessians at once exhausts this machine's memory (16.8 GB, killed). Values only (no grad)."""
+
+
+def grad_simp_cycle(rset: RhEnamideSet, params0, lam: float, quick: bool,
+                    **spec_options: float) -> FitRun:
+    """One grad-simp cycle (L-BFGS-B, then finite-difference sensitivities and a simplex on
+    the 3 most suitable parameters; ``q2jax.solvers.grad_simp_cycling``, what
+    ``optimization_loop`` builds) on the objective plus λ‖(p − p_start)/step‖², p_start the
+    published start. The sensitivities and the simplex use :func:`_sequential_loss`."""
+    from q2jax.solvers import grad_simp_cycling
+    from q2jax.solvers.registry import get_solver
 
     ff = rset.forcefield
     steps = ff.get_step_sizes()
-    spec = make_spec(rset, "reference", lam=lam, reg_scale=jnp.asarray(steps))
+    spec = make_spec(rset, "reference", lam=lam, reg_scale=jnp.asarray(steps), **spec_options)
+    lo, hi = fit_bounds(ff)
     t0 = time.perf_counter()
-    r = optimization_loop(loss, jnp.asarray(params0), spec, bounds=ff.bounds(),
-                          full_method="jaxopt:lbfgsb", max_params=3, max_cycles=1,
-                          full_maxiter=3 if quick else 15, simp_maxiter=10 if quick else 60,
-                          steps=steps)
+    r = grad_simp_cycling(
+        _sequential_loss, jnp.asarray(params0), spec, bounds=(jnp.asarray(lo), jnp.asarray(hi)),
+        full_solver=get_solver("jaxopt:lbfgsb", maxiter=3 if quick else 15),
+        simp_solver=get_solver("Nelder-Mead", maxiter=10 if quick else 60, xatol=1e-6,
+                               fatol=1e-8),
+        full_fun=loss, max_params=3, max_cycles=1, full_maxiter=3 if quick else 15,
+        simp_maxiter=10 if quick else 60, steps=jnp.asarray(steps))
     params = np.asarray(jax.block_until_ready(r.params))
     wall = time.perf_counter() - t0
     scores = [float(s) for s in r.cycle_scores_trimmed()]
     return FitRun(params=params, wall_s=wall, iteration_s=[], n_evals=int(r.n_evals),
-                  status=r.message(), loss_start=scores[0], loss_final=scores[-1],
+                  status=r.message, loss_start=scores[0], loss_final=scores[-1],
                   history=scores)
 
 
@@ -429,6 +482,7 @@ def honest_figures(ff, rset: RhEnamideSet, modes_fn, rc_modes) -> dict[str, Any]
     all_mm, all_qm = np.concatenate(pooled_mm), np.concatenate(pooled_qm)
     mean = {
         "freq_rmsd_cm1": float(np.mean([v["freq_rmsd_cm1"] for v in vals])),
+        "freq_rmsd_median_cm1": float(np.median([v["freq_rmsd_cm1"] for v in vals])),
         "freq_rmsd_pooled_cm1": float(np.sqrt(np.mean((all_mm - all_qm) ** 2))),
         "geom_rmsd_angstrom": float(np.mean([v["geom_rmsd_angstrom"] for v in vals])),
         "n_imaginary_total": int(sum(v["n_imaginary"] for v in vals)),
@@ -524,6 +578,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--grad-simp", action="store_true",
                     help="after LM, one grad-simp cycle with L2 towards the start")
     ap.add_argument("--lam", type=float, default=0.01, help="L2 strength of --grad-simp")
+    ap.add_argument("--eig-first-weight", type=float, default=Q2MM_WEIGHTS["eig_i"],
+                    help="Q2MM eig_i: weight of the replaced first eigenvalue per kJ/(mol A^2 "
+                         "amu) (default 0, Q2MM's default; 0 keeps its off-diagonals)")
+    ap.add_argument("--stationarity-weight", type=float, default=STATIONARITY_WEIGHT,
+                    help="weight per kcal/(mol A) of the MM gradient at the QM geometry")
     ap.add_argument("--no-relaxed-timing", action="store_true",
                     help="skip timing the relaxed-geometry objective variant")
     return ap.parse_args(argv)
@@ -547,21 +606,25 @@ def main(argv=None) -> dict:
     report["n_atoms"] = [m.n_atoms for m in start.molecules]
 
     log("objective (reference geometry): compile and time loss+grad")
-    spec = make_spec(start, "reference")
-    report["objective"] = describe_objective("reference")
+    first_weight = (args.eig_first_weight * KCAL_TO_KJ if args.eig_first_weight > 0
+                    else FIRST_MODE_WEIGHT)
+    opts = {"first_weight": first_weight, "stationarity": args.stationarity_weight}
+    spec = make_spec(start, "reference", **opts)
+    report["objective"] = describe_objective("reference", **opts)
     lg = time_loss_and_grad(spec, ff0.params, number=1 if args.quick else 2,
                             repeats=3 if args.quick else 7)
     report["loss_and_grad_ms"] = lg["loss_and_grad_ms"]
     report["compile_s"] = lg["compile_s"]
     report["n_residuals"] = int(jax.eval_shape(residuals, ff0.params, spec).shape[0])
-    variants = {"reference": {**describe_objective("reference"), **lg}}
+    variants = {"reference": {**describe_objective("reference", **opts), **lg}}
     log(f"  loss+grad {lg['loss_and_grad_ms']:.0f} ms, compile {lg['compile_s']:.1f} s, "
         f"{report['n_residuals']} residuals")
     if not (args.quick or args.no_relaxed_timing):
         log("objective (relaxed geometry, Q2MM's bond/angle data): compile and time")
-        spec_rel = make_spec(start, "relaxed")
-        variants["relaxed"] = {**describe_objective("relaxed"),
-                               **time_loss_and_grad(spec_rel, ff0.params, number=1, repeats=2)}
+        spec_rel = make_spec(start, "relaxed", **opts)
+        variants["relaxed"] = {**describe_objective("relaxed", **opts),
+                               **time_loss_and_grad(spec_rel, ff0.params, number=1, repeats=2,
+                                                   warmup=0)}
         log(f"  loss+grad {variants['relaxed']['loss_and_grad_ms']:.0f} ms, compile "
             f"{variants['relaxed']['compile_s']:.1f} s")
         del spec_rel
@@ -574,15 +637,21 @@ def main(argv=None) -> dict:
     log(f"  {jinfo['wall_s']:.1f} s (compile {jinfo['compile_s']:.1f} s), max diag(JtJ) "
         f"{jinfo['max_diag_JtJ']:.3g}")
     log(f"fit: Levenberg-Marquardt from the published start, maxiter {maxiter}")
-    run = fit_lm(spec, ff0.params, ff0.bounds(), maxiter, damping0=damping0)
+    box = fit_bounds(ff0)
+    if np.any(np.asarray(ff0.params) < box[0]):
+        raise RuntimeError("the published start lies below the fit bounds")
+    run = fit_lm(spec, ff0.params, box, maxiter, damping0=damping0)
     it_s = run.iteration_s
     report["fit_wall_s"] = run.wall_s
     report["fit"] = {
         "method": "lm", "maxiter": maxiter, "n_iterations": len(it_s),
         "damping0": damping0,
+        "bounds_note": f"q2jax's parameter bounds, van der Waals well depths floored at "
+                       f"{VDW_EPSILON_FLOOR} kcal/mol (sqrt(eps_i eps_j) is singular at 0)",
         "damping_note": f"initial relative Marquardt damping {LM_RELATIVE_DAMPING} (q2jax's "
                         "default damping0 1e-3 is multiplied by max diag(JtJ) and then by "
-                        "diag(JtJ): relative damping 1e-3 * max diag(JtJ))",
+                        "diag(JtJ): relative damping 1e-3 * max diag(JtJ) = 3e3 here; a "
+                        "relative 1e-3 had 4 of its first 5 steps rejected)",
         "n_evaluations": run.n_evals, "status": run.status, "loss_start": run.loss_start,
         "loss_final": run.loss_final, "history": run.history,
         "first_iteration_s_incl_compile": it_s[0] if it_s else None,
@@ -595,7 +664,7 @@ def main(argv=None) -> dict:
     params_final = run.params
     if args.grad_simp:
         log(f"grad-simp cycle with L2 (lambda {args.lam}) towards the published start")
-        gs = grad_simp_cycle(start, params_final, args.lam, args.quick)
+        gs = grad_simp_cycle(start, params_final, args.lam, args.quick, **opts)
         report["grad_simp"] = {"lam": args.lam, "wall_s": gs.wall_s, "n_evaluations": gs.n_evals,
                                "status": gs.status, "scores": gs.history}
         if gs.loss_final < gs.loss_start:
@@ -615,7 +684,7 @@ def main(argv=None) -> dict:
         log(f"honest figures: {key}")
         h = honest_figures(ff, start if key != "published_final" else final, modes_fn, rc)
         pooled[key] = h.pop("_pooled")
-        br = loss_breakdown(ff.params, spec)
+        br = loss_breakdown_jit(ff.params, spec)
         h["objective"] = {**{k: report["objective"][k] for k in ("variant", "frequencies_at",
                                                                   "hessian_at")},
                           "loss": float(sum(br.values())), "breakdown": br}

@@ -57,7 +57,8 @@ def run_one(script: Path, args: list[str], timeout: float, niceness: int,
     t = time.perf_counter()
     try:
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout,
-                           cwd=HERE.parent, env={**os.environ, **(env or {})})
+                           cwd=HERE.parent,
+                           env={"OPENBLAS_NUM_THREADS": "1", **os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "wall_s": time.perf_counter() - t}
     out = {"status": "ok" if r.returncode == 0 else "failed", "returncode": r.returncode,

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-import jax
+import os
+
+# JAX's CPU eigh/solve call LAPACK from SciPy's OpenBLAS. Its own thread pool
+# on top of XLA's oversubscribes small cores: eigh of nine 186x186 Hessians took
+# 2.9 s threaded vs 18 ms single-threaded here. Effective only if q2jax is
+# imported before NumPy/SciPy load OpenBLAS; set the variable yourself to override.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

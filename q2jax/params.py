@@ -28,7 +28,8 @@ KINDS: dict[str, Kind] = {
     "improper_k": Kind("improper", "kcal/mol/rad^2", 0.0, 2000.0, 20.0, "k", 0.2),
     "stretch_bend_k": Kind("stretch_bend", "kcal/mol/A/rad", -500.0, 500.0, 0.0, "k", 0.2),
     "vdw_radius": Kind("vdw", "A", 0.3, 5.0, 1.8, "r", 0.1),
-    "vdw_epsilon": Kind("vdw", "kcal/mol", 0.0, 5.0, 0.05, "eps", 0.02),
+    # lower bound > 0: d sqrt(eps_i eps_j)/d eps_i diverges as eps_i -> 0 and stalls fits
+    "vdw_epsilon": Kind("vdw", "kcal/mol", 1e-3, 5.0, 0.05, "eps", 0.02),
     "charge": Kind("charge", "e", -5.0, 5.0, 0.0, "q", 0.1),
     # MM3 cross terms and pair-specific van der Waals (MacroModel MM3* .fld lines 2, 8, 6):
     # bend-bend E = -k_i k_j dtheta_i dtheta_j (one factor per angle type, radians);

@@ -12,6 +12,7 @@ os.environ.setdefault(
     "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 )
 os.environ["Q2JAX_NO_COMPILATION_CACHE"] = "1"
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see q2jax/__init__.py
 
 import jax  # noqa: E402
 
