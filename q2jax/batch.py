@@ -227,10 +227,20 @@ def fit_batch(spec: ObjectiveSpec, params0, bounds=None, *, method: str = "lm",
                        tuple(int(n) for n in n_params))
 
 
+MAX_VMAP_CHUNK = 64
+"""Batches larger than this run as a loop over vmapped chunks of this size: on
+XLA's CPU runtime one vmap over 256 CH3F fits went idle and never returned
+(five attempts; 64 always completed), see benchmarks/results/batch_fit.json."""
+
+
 @eqx.filter_jit
 def _batched(params0, spec, lower, upper, solver, maxiter):
-    return jax.vmap(_single_fit, in_axes=(0, 0, 0, 0, None, None))(
-        params0, spec, lower, upper, solver, maxiter)
+    def one(args):
+        return _single_fit(*args, solver, maxiter)
+
+    if params0.shape[0] <= MAX_VMAP_CHUNK:
+        return jax.vmap(one)((params0, spec, lower, upper))
+    return jax.lax.map(one, (params0, spec, lower, upper), batch_size=MAX_VMAP_CHUNK)
 
 
 def shard_problems(tree, mesh_axis: str = "problems"):
