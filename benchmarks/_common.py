@@ -371,6 +371,18 @@ def _figure(width: float = 6.0, height: float = 4.0):
     return fig
 
 
+def _save(fig, ax, path: Path, title: str, legend: bool = False) -> Path:
+    """Title, grid (and legend), then write ``path`` as PNG."""
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
 def plot_parity(path: Path, qm: np.ndarray, series: dict[str, np.ndarray], title: str) -> Path:
     """QM-vs-MM frequency parity plot (cm^-1), one marker set per series."""
     fig = _figure(5.5, 5.0)
@@ -385,13 +397,7 @@ def plot_parity(path: Path, qm: np.ndarray, series: dict[str, np.ndarray], title
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k-", lw=0.8)
     ax.set_xlabel("QM frequency (cm$^{-1}$)")
     ax.set_ylabel("MM frequency at the MM-relaxed geometry (cm$^{-1}$)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return _save(fig, ax, path, title, legend=True)
 
 
 def plot_curves(
@@ -413,13 +419,7 @@ def plot_curves(
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return _save(fig, ax, path, title, legend=True)
 
 
 def plot_hist(path: Path, values: np.ndarray, title: str, xlabel: str, bins: int = 40) -> Path:
@@ -429,12 +429,7 @@ def plot_hist(path: Path, values: np.ndarray, title: str, xlabel: str, bins: int
     ax.hist(v[np.isfinite(v)], bins=bins)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return _save(fig, ax, path, title)
 
 
 def quick_flag(argv: Sequence[str] | None = None) -> bool:

@@ -36,13 +36,18 @@ def test_every_example_is_tested():
     assert all(f"examples/{name}.py" in readme for name in RUNS)
 
 
+def _run(name: str, args: list[str], monkeypatch, capsys) -> str:
+    """Run ``examples/<name>.py args`` as ``__main__`` in this process; its stdout."""
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *args])
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name="__main__")
+    return capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_example_runs_and_prints_summary(name, monkeypatch, capsys, tmp_path):
     png = tmp_path / f"{name}.png"
-    monkeypatch.setattr(sys, "argv", [f"{name}.py", *RUNS[name], "--plot", str(png)])
-    monkeypatch.syspath_prepend(str(EXAMPLES))
-    runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name="__main__")
-    out = capsys.readouterr().out
+    out = _run(name, [*RUNS[name], "--plot", str(png)], monkeypatch, capsys)
     assert HEADERS[name] in out
     assert "Honest figures" in out and "fitted force field:" in out
     # the fitted force field's honest frequency RMSD (cm^-1) beats the QFUERZA start (209.2)
@@ -51,11 +56,6 @@ def test_example_runs_and_prints_summary(name, monkeypatch, capsys, tmp_path):
     assert start == pytest.approx(209.2, abs=0.1) and final < start
     assert png.read_bytes()[:4] == b"\x89PNG"
 
-
-def _run(name: str, args: list[str], monkeypatch, capsys) -> str:
-    monkeypatch.setattr(sys, "argv", [f"{name}.py", *args])
-    runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name="__main__")
-    return capsys.readouterr().out
 
 
 def test_batch_fits_example_fits_every_molecule(monkeypatch, capsys):
