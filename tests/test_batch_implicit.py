@@ -69,6 +69,20 @@ def test_batch_equals_each_problem_alone_including_a_failing_one():
         assert int(res.status[i]) == int(alone.status)
 
 
+def test_chunked_batch_equals_single_vmap(monkeypatch):
+    """Batches above q2jax.batch.MAX_VMAP_CHUNK run as a loop over vmapped chunks
+    (uneven last chunk here: 4 problems in chunks of 3); problem by problem the
+    results equal the single-vmap batch, the failing problem included."""
+    import q2jax.batch as batch
+
+    spec, p0, bounds, res = batch_result()
+    monkeypatch.setattr(batch, "MAX_VMAP_CHUNK", 3)
+    chunked = fit_batch(spec, p0, bounds, method="lm", maxiter=MAXITER, tol=1e-10)
+    np.testing.assert_allclose(np.asarray(chunked.params)[:3], np.asarray(res.params)[:3],
+                               rtol=1e-8)
+    np.testing.assert_array_equal(np.asarray(chunked.status), np.asarray(res.status))
+
+
 def test_batch_fit_jaxpr_has_no_host_callback():
     spec, p0, bounds, _ = batch_result()
 
