@@ -235,6 +235,15 @@ def _print_fit_table(result, molecules, qm_freqs, report: dict) -> None:
                          f"{f.frequencies_cm1[k]:9.1f}")
         lines.append(f"  {'':4s} {'RMSD':>9s} {s.freq_rmsd_cm1:9.1f} {f.freq_rmsd_cm1:9.1f}")
         lines.append(f"  {'':4s} {'MAE':>9s} {s.freq_mae_cm1:9.1f} {f.freq_mae_cm1:9.1f}")
+        if s.mode_matched and f.mode_matched:
+            sm, fm = s.mode_matched, f.mode_matched
+            lines.append(f"  {'':4s} {'matched':>9s} {sm['freq_rmsd_cm1']:9.1f} "
+                         f"{fm['freq_rmsd_cm1']:9.1f}   RMSD with each QM mode paired to the MM "
+                         "mode it overlaps most")
+            if fm["n_reordered"]:
+                lines.append(f"  note: the fitted force field reorders {fm['n_reordered']} "
+                             "mode(s) relative to QM (sorted order pairs modes of different "
+                             "character; the matched RMSD is the stricter figure)")
         lines.append(f"  geometry RMSD vs QM (Å):    start {s.geom_rmsd_angstrom:.4f}   final "
                      f"{f.geom_rmsd_angstrom:.4f}")
         lines.append(f"  imaginary MM modes:         start {s.n_imaginary}   final {f.n_imaginary}")
@@ -244,7 +253,9 @@ def _print_fit_table(result, molecules, qm_freqs, report: dict) -> None:
                      f"{f.at_qm_geometry['freq_rmsd_cm1']:.1f})")
     if "known_floor" in report:
         kf = report["known_floor"]
-        lines.append(f"  known floor: {kf['freq_rmsd_cm1']} cm^-1 for the {kf['model']}")
+        lines.append(f"  known floor: {kf['freq_rmsd_cm1']} cm^-1 RMSD for the {kf['model']} "
+                     "(a fit with free equilibrium values can go below it by straining "
+                     "the minimum)")
     lines.append("\nparameters:")
     for lab, a, b, e in zip(result.forcefield.get_param_type_labels(), result.start.params,
                             result.forcefield.params, result.forcefield.trainable_entries,
@@ -282,7 +293,7 @@ def cmd_fit(args) -> int:
         with _Stage("fitting (first run compiles; later runs use the cache)", args.quiet):
             result = fit(ff0, rf.refs, method=method, maxiter=maxiter,
                          transition_state=rf.transition_state, qm_frequencies=rf.qm_frequencies,
-                         progress=progress)
+                         qm_hessians=rf.hessians, progress=progress)
         qm_freqs = rf.qm_frequencies
         name = Path(args.config).stem
     else:
@@ -313,8 +324,8 @@ def cmd_evaluate(args) -> int:
     from q2jax.forcefield import ForceField
 
     ff = ForceField.from_json(args.forcefield)
-    mol, _, nu = _load_single(args)
-    evs = evaluate(ff, [mol], [nu])
+    mol, hessian, nu = _load_single(args)
+    evs = evaluate(ff, [mol], [nu], qm_hessians=[hessian])
     if args.json:
         out = {"molecule": mol.name, "form": ff.form, "n_params": ff.n_params,
                "qm_frequencies_cm1": [float(x) for x in nu], "state": evs[0].state()}

@@ -7,6 +7,14 @@ state), then MM frequencies there are compared with the QM ones (sorted
 order), and the relaxed geometry with the QM geometry (RMSD after
 superposition). The same figures at the QM geometry are given for
 information only: there the MM model is generally not stationary.
+
+Sorted order compares the k-th lowest MM frequency with the k-th lowest QM
+one even when the force field has reordered the modes (an A1 stretch swapped
+with an E bend). When the QM Hessians are given, each QM mode is also paired
+with the MM mode of largest eigenvector overlap (mass-weighted, MM modes
+rotated into the QM frame; Hungarian assignment, ``q2jax.modes``) and the
+same errors are reported for that pairing (``mode_matched``), with the
+number of modes whose partner is not the sorted one.
 """
 
 from __future__ import annotations
@@ -21,11 +29,16 @@ import numpy as np
 
 from q2jax.energy import energy, hessian
 from q2jax.forcefield import ForceField
+from q2jax.modes import kabsch_rotation, overlap_assignment
 from q2jax.molecule import Molecule
 from q2jax.objective import _kabsch_rmsd
 from q2jax.relax import RelaxOptions
 from q2jax.system import build_batch
-from q2jax.vibrations import eigenvalue_to_frequency, vibrational_eigenvalues
+from q2jax.vibrations import eigenvalue_to_frequency, normal_modes, vibrational_eigenvalues
+
+REORDERED_CM1 = 1.0
+"""A QM mode counts as reordered when its overlap partner's frequency differs from
+the sorted partner's by more than this (swaps within a degenerate pair do not count)."""
 
 IMAGINARY_THRESHOLD_CM1 = 5.0
 """An MM mode counts as imaginary below -5 cm^-1 (numerical zero modes are far smaller)."""
@@ -36,8 +49,8 @@ TS_THRESHOLD_CM1 = 50.0
 KNOWN_FLOORS = {
     ("ch3f", "harmonic", "fixed_eq_4k"): (
         41.2,
-        "harmonic CH3F with equilibrium values fixed at the QM geometry and four force "
-        "constants (C-F, C-H, F-C-H, H-C-H): 41.2 cm^-1 RMSD in its physical basin",
+        "harmonic CH3F model with equilibrium values fixed at the QM geometry and four "
+        "force constants (C-F, C-H, F-C-H, H-C-H), in its physical basin",
     ),
 }
 
@@ -58,6 +71,7 @@ class MoleculeEvaluation:
     qm_frequencies_cm1: list[float]
     saddle_order: int
     at_qm_geometry: dict = field(default_factory=dict)
+    mode_matched: dict = field(default_factory=dict)
     relaxed_coords: np.ndarray | None = None  # Å
 
     def state(self) -> dict:
@@ -82,13 +96,15 @@ def evaluate(
     relax_options: RelaxOptions = RelaxOptions(max_steps=500, gtol=1e-8),
     params=None,
     system=None,
+    qm_hessians: Sequence[np.ndarray | None] | None = None,
 ) -> list[MoleculeEvaluation]:
     """Relax every molecule with the force field and compare with QM.
 
     ``transition_state`` defaults to "QM has a frequency below -50 cm^-1";
     such molecules are relaxed to a first-order saddle. Molecules in
     ``molecules`` are at their QM geometries. ``system`` optionally supplies the
-    stacked term tables (e.g. ``Mm3ForceField.batch()``).
+    stacked term tables (e.g. ``Mm3ForceField.batch()``). ``qm_hessians``
+    (kcal/(mol Å^2), optional, per molecule) add the ``mode_matched`` figures.
     """
     mols = list(molecules)
     qm = [np.asarray(q, float) for q in qm_frequencies]
@@ -112,6 +128,10 @@ def evaluate(
             raise InputError(f"{mol.name}: {q.size} QM frequencies for {k} vibrations")
         nu = figures["nu_relaxed"][i][:k]
         nu_qm_geom = figures["nu_qm_geometry"][i][:k]
+        x_rel = figures["coords"][i][: mol.n_atoms]
+        hq = None if qm_hessians is None else qm_hessians[i]
+        matched = {} if hq is None else mode_matched_figures(
+            nu, figures["modes_relaxed"][i][: 3 * mol.n_atoms, :k], x_rel, mol, hq, q)
         rmsd, mae, mx = _errors(nu, q)
         r0, m0, x0 = _errors(nu_qm_geom, q)
         out.append(
@@ -134,10 +154,40 @@ def evaluate(
                     "max_force_kcal_mol_A": float(figures["max_force_qm_geometry"][i]),
                     "frequencies_cm1": [float(x) for x in nu_qm_geom],
                 },
-                relaxed_coords=figures["coords"][i][: mol.n_atoms],
+                mode_matched=matched,
+                relaxed_coords=x_rel,
             )
         )
     return out
+
+
+def mode_matched_figures(nu_mm: np.ndarray, modes_mm: np.ndarray, x_mm: np.ndarray,
+                         mol: Molecule, qm_hessian: np.ndarray, qm_nu: np.ndarray) -> dict:
+    """Errors with each QM mode paired to the MM mode of largest squared overlap.
+
+    ``nu_mm`` (k,) and ``modes_mm`` (3N, k, mass-weighted) at the MM geometry
+    ``x_mm`` (Å); the QM modes come from ``qm_hessian`` (kcal/(mol Å^2)) at the
+    molecule's QM geometry. The MM modes are rotated into the QM frame by a
+    mass-weighted Kabsch fit before the overlaps are taken."""
+    from q2jax.reference import qm_modes
+
+    n, k = mol.n_atoms, mol.n_vibrations
+    masses = np.asarray(mol.masses)
+    _, q_modes = qm_modes(np.asarray(qm_hessian), mol, k, n)
+    rot = kabsch_rotation(np.asarray(x_mm), np.asarray(mol.coords), masses)
+    v = np.einsum("ab,nbk->nak", rot, np.asarray(modes_mm).reshape(n, 3, k)).reshape(3 * n, k)
+    perm = overlap_assignment(v, q_modes[: 3 * n, :k])
+    overlap = (np.sum(q_modes[: 3 * n, :k] * v[:, perm], axis=0)) ** 2
+    paired = np.asarray(nu_mm)[perm]
+    rmsd, mae, mx = _errors(paired, np.asarray(qm_nu, float))
+    return {
+        "freq_rmsd_cm1": rmsd,
+        "freq_mae_cm1": mae,
+        "freq_max_abs_err_cm1": mx,
+        "n_reordered": int(np.sum(np.abs(paired - np.asarray(nu_mm)) > REORDERED_CM1)),
+        "min_overlap": float(np.min(overlap)),
+        "frequencies_cm1": [float(x) for x in paired],
+    }
 
 
 def _evaluate_one(fp, coords, masses, mask, terms, order, form, settings, n_modes, opts):
@@ -157,8 +207,10 @@ def _evaluate_one(fp, coords, masses, mask, terms, order, form, settings, n_mode
     g_rel = jax.grad(e_fn)(x_rel)
     g_qm = jax.grad(e_fn)(coords)
     max_force = jnp.max(jnp.where(mask[:, None], jnp.abs(g_rel), 0.0))
+    lam_rel, modes_rel = normal_modes(h_fn(x_rel), x_rel, masses, n_modes, mask)
     return {
-        "nu_relaxed": freqs(x_rel),
+        "nu_relaxed": eigenvalue_to_frequency(lam_rel),
+        "modes_relaxed": modes_rel,
         "nu_qm_geometry": freqs(coords),
         "geom_rmsd": _kabsch_rmsd(x_rel, coords, mask),
         "max_force": max_force,
@@ -178,19 +230,29 @@ def _evaluate_batch(fp, coords, masses, mask, terms, orders, form, settings, n_m
 def summary_table(evals: Sequence[MoleculeEvaluation], title: str = "") -> str:
     """Plain-text per-molecule table of the honest figures."""
     lines = [title] if title else []
+    matched = any(e.mode_matched for e in evals)
+    extra = f" {'matched':>8s} {'reord.':>6s}" if matched else ""
     lines.append(
         f"{'molecule':<24s} {'freq RMSD':>10s} {'MAE':>8s} {'max':>8s} {'geom RMSD':>10s} "
-        f"{'n_imag':>6s} {'|F|max':>9s} {'@QM geom':>9s}"
+        f"{'n_imag':>6s} {'|F|max':>9s} {'@QM geom':>9s}{extra}"
     )
     for e in evals:
-        lines.append(
+        row = (
             f"{e.name[:24]:<24s} {e.freq_rmsd_cm1:10.1f} {e.freq_mae_cm1:8.1f} "
             f"{e.freq_max_abs_err_cm1:8.1f} {e.geom_rmsd_angstrom:10.4f} {e.n_imaginary:6d} "
             f"{e.max_force_kcal_mol_A:9.1e} {e.at_qm_geometry['freq_rmsd_cm1']:9.1f}"
         )
+        if matched:
+            mm = e.mode_matched
+            row += (f" {mm['freq_rmsd_cm1']:8.1f} {mm['n_reordered']:6d}" if mm
+                    else f" {'-':>8s} {'-':>6s}")
+        lines.append(row)
     lines.append(
-        "(frequencies cm^-1 at the MM-relaxed geometry; geometry RMSD Å after "
-        "superposition; last column: RMSD at the QM geometry, for information)"
+        "(frequencies cm^-1 at the MM-relaxed geometry, sorted order; geometry RMSD Å after "
+        "superposition; @QM geom: RMSD at the QM geometry, for information"
+        + ("; matched: RMSD with each QM mode paired to the MM mode of largest overlap, "
+           "reord.: modes whose partner is not the sorted one" if matched else "")
+        + ")"
     )
     return "\n".join(lines)
 
@@ -201,4 +263,5 @@ __all__ = [
     "summary_table",
     "KNOWN_FLOORS",
     "IMAGINARY_THRESHOLD_CM1",
+    "mode_matched_figures",
 ]

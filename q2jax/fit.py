@@ -21,7 +21,13 @@ from q2jax.errors import InputError
 from q2jax.evaluate import MoleculeEvaluation, evaluate, summary_table
 from q2jax.forcefield import ForceField
 from q2jax.objective import ObjectiveSpec, loss, make_objective, residuals
-from q2jax.reference import CartesianData, FrequencyData, ReferenceSet
+from q2jax.reference import (
+    CartesianData,
+    EigenmatrixData,
+    FrequencyData,
+    HessianData,
+    ReferenceSet,
+)
 from q2jax.relax import RelaxOptions
 
 DEFAULT_METHOD = "lm"
@@ -94,6 +100,7 @@ def fit(
     relax_options: RelaxOptions = RelaxOptions(),
     bounds: bool = True,
     qm_frequencies: Sequence[np.ndarray] | None = None,
+    qm_hessians: Sequence[np.ndarray | None] | None = None,
     system=None,
     progress=None,
     evaluate_figures: bool = True,
@@ -103,7 +110,9 @@ def fit(
 ) -> FitResult:
     """Fit ``forcefield`` (its trainable parameters, from their current values)
     to ``refs``. Honest figures need QM frequencies: taken from the
-    FrequencyData in ``refs`` unless ``qm_frequencies`` is given.
+    FrequencyData in ``refs`` unless ``qm_frequencies`` is given. QM Hessians
+    (``qm_hessians``, else any Hessian or eigenmatrix data in ``refs``) add the
+    mode-matched figures (each QM mode against the MM mode it overlaps most).
 
     ``mode_matching``: compare each QM mode with the MM mode of largest
     eigenvector overlap instead of sorted order; the assignment is refreshed
@@ -148,10 +157,11 @@ def fit(
             ts = None if isinstance(transition_state, bool) and not transition_state else (
                 [transition_state] * len(refs.molecules) if isinstance(transition_state, bool)
                 else list(transition_state))
+            hq = qm_hessians if qm_hessians is not None else _qm_hessians(refs)
             start_eval = evaluate(forcefield, refs.molecules, freqs, transition_state=ts,
-                                  system=system)
+                                  system=system, qm_hessians=hq)
             final_eval = evaluate(fitted, refs.molecules, freqs, transition_state=ts,
-                                  system=system)
+                                  system=system, qm_hessians=hq)
     return FitResult(fitted, forcefield, result, spec, start_eval, final_eval, method, wall,
                      notes=notes)
 
@@ -162,6 +172,14 @@ def _qm_frequencies(refs: ReferenceSet):
         if isinstance(d, FrequencyData):
             out[d.molecule] = np.asarray(d.values)
     return None if any(f is None for f in out) else out
+
+
+def _qm_hessians(refs: ReferenceSet) -> list | None:
+    out: list = [None] * len(refs.molecules)
+    for d in refs.data:
+        if isinstance(d, HessianData | EigenmatrixData):
+            out[d.molecule] = np.asarray(d.hessian)
+    return out if any(h is not None for h in out) else None
 
 
 def default_references(
@@ -209,7 +227,7 @@ def default_fit(
     the start is returned and a note says so: the default workflow never
     hands back a force field worse than its QFUERZA start.
     """
-    molecules = list(molecules)
+    molecules, hessians = list(molecules), list(hessians)
     ts_flags = ([transition_state] * len(molecules) if isinstance(transition_state, bool)
                 else list(transition_state))
     if any(ts_flags):
@@ -221,6 +239,7 @@ def default_fit(
         ff0 = qfuerza_start(ff0, molecules, hessians)
     refs = default_references(molecules, hessians, cartesian_weight=cartesian_weight,
                               transition_state=transition_state)
+    kwargs.setdefault("qm_hessians", hessians)
     res = fit(ff0, refs, method=method, maxiter=maxiter, progress=progress,
               transition_state=transition_state, **kwargs)
     # the solver's own objective values at the start and at the returned parameters

@@ -50,6 +50,10 @@ def test_fit_writes_the_contract_files(ch3f_fit):
     nu = np.array(report["final"]["frequencies_cm1"])
     qm = np.array(report["qm_frequencies_cm1"])
     assert np.sqrt(np.mean((nu - qm) ** 2)) == pytest.approx(report["final"]["freq_rmsd_cm1"])
+    # mode-matched figures: a permutation of the same frequencies, never below sorted order
+    matched = report["final"]["mode_matched"]
+    assert sorted(matched["frequencies_cm1"]) == pytest.approx(sorted(nu))
+    assert matched["freq_rmsd_cm1"] >= report["final"]["freq_rmsd_cm1"] - 1e-9
     from q2jax import ForceField
 
     ff = ForceField.from_json(ch3f_fit / "forcefield.json")
