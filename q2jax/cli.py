@@ -290,8 +290,14 @@ def cmd_fit(args) -> int:
         if any(f is None for f in rf.qm_frequencies):
             raise InputError(f"{args.config}: every molecule needs QM frequencies")
         ff0 = qfuerza_start(ForceField.from_molecules(mols, form), mols, rf.hessians)
+        if args.match_modes and "eigenmatrix" not in rf.refs.kinds():
+            from q2jax.reference import EigenmatrixData
+
+            for i, h in enumerate(rf.hessians):  # QM modes for the matching, not fitted
+                rf.refs.add(EigenmatrixData(i, h, 0.0))
         with _Stage("fitting (first run compiles; later runs use the cache)", args.quiet):
             result = fit(ff0, rf.refs, method=method, maxiter=maxiter,
+                         mode_matching=args.match_modes,
                          transition_state=rf.transition_state, qm_frequencies=rf.qm_frequencies,
                          qm_hessians=rf.hessians, progress=progress)
         qm_freqs = rf.qm_frequencies
@@ -307,11 +313,13 @@ def cmd_fit(args) -> int:
         )
         with _Stage("fitting (first run compiles; later runs use the cache)", args.quiet):
             result = default_fit(mols, [hessian], form=form, method=method, maxiter=maxiter,
-                                 transition_state=ts, progress=progress, cartesian_weight=weight)
+                                 transition_state=ts, progress=progress, cartesian_weight=weight,
+                                 mode_matching=args.match_modes)
         name = mol.name
     out = Path(args.out) if args.out else Path("out") / f"fit-{name}"
     settings = {"form": form, "method": method, "maxiter": maxiter,
-                "cartesian_weight": args.cartesian_weight or DEFAULT_CARTESIAN_WEIGHT}
+                "cartesian_weight": args.cartesian_weight or DEFAULT_CARTESIAN_WEIGHT,
+                "mode_matching": bool(args.match_modes)}
     report = _write_outputs(out, result, mols, qm_freqs, args, settings)
     _print_fit_table(result, mols, qm_freqs, report)
     print(f"\nwrote {out}/forcefield.json, {out}/report.json"
@@ -449,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "0.01 Å costs as much as 30 cm^-1)")
     p.add_argument("--transition-state", action="store_true",
                    help="the structure is a transition state (relax to a first-order saddle)")
+    p.add_argument("--match-modes", action="store_true",
+                   help="fit each QM frequency against the MM mode of largest eigenvector "
+                        "overlap (refreshed between solver rounds) instead of sorted order")
     p.add_argument("--out", help="output directory (default out/fit-<name>)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_fit)

@@ -215,6 +215,7 @@ def default_fit(
     cartesian_weight: float = DEFAULT_CARTESIAN_WEIGHT,
     transition_state: Sequence[bool] | bool = False,
     progress=None,
+    mode_matching: bool = False,
     **kwargs,
 ) -> FitResult:
     """The command line's workflow: parameters keyed by element, QFUERZA start,
@@ -222,6 +223,9 @@ def default_fit(
     figure is honest), then the honest figures before and after. Transition
     states get a Method D force field (``q2jax.ts``): relaxed to a first-order
     saddle, their imaginary frequency fitted like the others.
+
+    ``mode_matching``: compare each QM frequency with the MM mode of largest
+    eigenvector overlap instead of sorted order (see :func:`fit`).
 
     If the solver ends worse than the start on the objective (it should not),
     the start is returned and a note says so: the default workflow never
@@ -238,10 +242,10 @@ def default_fit(
         ff0 = ForceField.from_molecules(molecules, form)
         ff0 = qfuerza_start(ff0, molecules, hessians)
     refs = default_references(molecules, hessians, cartesian_weight=cartesian_weight,
-                              transition_state=transition_state)
+                              transition_state=transition_state, qm_modes=mode_matching)
     kwargs.setdefault("qm_hessians", hessians)
     res = fit(ff0, refs, method=method, maxiter=maxiter, progress=progress,
-              transition_state=transition_state, **kwargs)
+              transition_state=transition_state, mode_matching=mode_matching, **kwargs)
     # the solver's own objective values at the start and at the returned parameters
     # (compiled already; an eager `loss` call would trace the relaxation op by op)
     l0, l1 = float(res.solver.history[0]), float(res.solver.value)
