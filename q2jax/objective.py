@@ -177,15 +177,13 @@ def _reference_eigenvalues(h, masses, basis):
 # --- per-molecule evaluation ------------------------------------------------------------
 
 
-def _kabsch_rmsd(x: Array, y: Array, mask: Array) -> Array:
-    """RMSD after optimal superposition (quaternion method: only the top
-    eigenvalue of a 4x4 matrix is needed, so it differentiates cleanly)."""
-    w = mask.astype(x.dtype)
+def _horn_matrix(x: Array, y: Array, w: Array) -> tuple[Array, Array, Array]:
+    """Horn's 4x4 quaternion matrix N of the weighted, centred point sets (its top
+    eigenvector is the rotation taking x onto y), and the centred sets."""
     n = jnp.sum(w)
-    xc = x - jnp.sum(w[:, None] * x, 0) / n
-    yc = y - jnp.sum(w[:, None] * y, 0) / n
-    xc, yc = xc * w[:, None], yc * w[:, None]
-    r = xc.T @ yc
+    xc = (x - jnp.sum(w[:, None] * x, 0) / n) * (w[:, None] > 0)
+    yc = (y - jnp.sum(w[:, None] * y, 0) / n) * (w[:, None] > 0)
+    r = (w[:, None] * xc).T @ yc
     sxx, sxy, sxz = r[0]
     syx, syy, syz = r[1]
     szx, szy, szz = r[2]
@@ -197,9 +195,44 @@ def _kabsch_rmsd(x: Array, y: Array, mask: Array) -> Array:
             [sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz],
         ]
     )
+    return k, xc, yc
+
+
+def _kabsch_rmsd(x: Array, y: Array, mask: Array) -> Array:
+    """RMSD after optimal superposition (quaternion method: only the top
+    eigenvalue of a 4x4 matrix is needed, so it differentiates cleanly)."""
+    w = mask.astype(x.dtype)
+    k, xc, yc = _horn_matrix(x, y, w)
     lam_max = eigvalsh(k)[-1]
-    msd = (jnp.sum(xc * xc) + jnp.sum(yc * yc) - 2.0 * lam_max) / n
+    msd = (jnp.sum(xc * xc) + jnp.sum(yc * yc) - 2.0 * lam_max) / jnp.sum(w)
     return jnp.sqrt(jnp.maximum(msd, 1e-20))
+
+
+def _superposing_rotation(x: Array, y: Array, w: Array) -> Array:
+    """Proper rotation R minimising sum_i w_i |R (x_i - x_c) - (y_i - y_c)|^2
+    (Horn's quaternion; differentiable while the best superposition is unique)."""
+    k, _, _ = _horn_matrix(x, y, w)
+    a, b, c, d = jnp.linalg.eigh(k)[1][:, -1]
+    return jnp.array(
+        [
+            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+            [2 * (c * b + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)],
+            [2 * (d * b - a * c), 2 * (d * c + a * b), a * a - b * b - c * c + d * d],
+        ]
+    )
+
+
+def _hessian_in_reference_frame(h: Array, x: Array, x_ref: Array, masses: Array,
+                                mask: Array) -> Array:
+    """The Cartesian Hessian at geometry ``x`` expressed in the frame of ``x_ref``:
+    B H Bᵀ, B = blockdiag(R), R the mass-weighted superposition of x onto x_ref. The
+    QM modes and Hessian live in the QM frame; a relaxed MM geometry is free to
+    rotate (the relaxation's path decides by how much), so Hessian-element and
+    eigenmatrix references at a relaxed geometry compare in the QM frame."""
+    rot = _superposing_rotation(x, x_ref, masses * mask)
+    n = x.shape[0]
+    h4 = jnp.einsum("ac,icjd,bd->iajb", rot, h.reshape(n, 3, n, 3), rot)
+    return h4.reshape(3 * n, 3 * n)
 
 
 def _geometry_values(coords, atoms, kind, active):
@@ -268,6 +301,8 @@ def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
         blocks["frequency"] = r.freq_weights * (nu - r.freq_values)
     if r.eig_values is not None or r.hess_values is not None:
         h = h_eval if (h_eval is not None and x_hess is x_eval) else hess(x_hess)
+        if x_hess is not a.coords:  # relaxed geometry: compare in the QM frame
+            h = _hessian_in_reference_frame(h, x_hess, a.coords, a.masses, a.atom_mask)
         if r.eig_values is not None:
             em = eigenmatrix(h, r.eig_modes, a.masses)
             blocks["eigenmatrix"] = r.eig_weights * (jnp.diagonal(em) - r.eig_values)
