@@ -49,6 +49,12 @@ class TextFile:
         for k in range(start - 1, len(self.lines)):
             yield k + 1, self.lines[k]
 
+    def missing(self, message: str) -> ParseError:
+        """A ParseError for something searched for to the end of the file: it
+        names the last line read (none if the file is empty)."""
+        return self.error(f"{message} (searched to the end of the file)",
+                          len(self.lines) or None)
+
     def line(self, lineno: int, what: str = "a line") -> str:
         """Text of 1-based ``lineno``; a ParseError if the file ends before it."""
         if lineno < 1 or lineno > len(self.lines):

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from q2jax.errors import InputError, ParameterError
 from q2jax.forcefield import ForceField
-from q2jax.io._text import TextFile, is_float, read_text
+from q2jax.io._text import TextFile, is_float, parse_float, read_text
 from q2jax.units import AMBER_FRCMOD_K_UNIT
 
 __all__ = [
@@ -174,7 +174,7 @@ def _term(f: TextFile, n: int, section: str, text: str) -> FrcmodTerm:
     values: list[float] = []
     k, end = 0, 0
     while k < len(tokens) and len(values) < hi and is_float(tokens[k][0]):
-        values.append(float(tokens[k][0]))
+        values.append(parse_float(tokens[k][0], f, n, f"a {section} value"))
         end = tokens[k][1]
         k += 1
     if len(values) < lo:
@@ -237,17 +237,17 @@ def write_frcmod(frc: Frcmod, path: str | Path | None = None) -> str:
 # --- q2jax force fields --------------------------------------------------------------------------
 
 
-def _dihedral_v(term: FrcmodTerm) -> tuple[int, float]:
+def _dihedral_v(term: FrcmodTerm, path: str) -> tuple[int, float]:
     """(n, V_n) of one AMBER dihedral term, V_n in q2jax's V_n/2 (1 +- cos n phi)."""
     idivf, pk, phase, pn = term.values
     n = int(round(abs(pn)))
     if abs(abs(pn) - n) > 1e-6 or n not in (1, 2, 3) or idivf <= 0:
-        raise ParameterError(f"line {term.line}: dihedral periodicity {pn} / IDIVF {idivf} is not "
-                             "representable (q2jax torsions are n = 1, 2, 3)")
+        raise ParameterError(f"{path}:{term.line}: dihedral periodicity {pn} / IDIVF {idivf} is "
+                             "not representable (q2jax torsions are n = 1, 2, 3)")
     amp = 2.0 * pk / idivf
     ph = phase % 360.0
     if abs(ph) > 1e-6 and abs(ph - 180.0) > 1e-6:
-        raise ParameterError(f"line {term.line}: dihedral phase {phase} is not 0 or 180")
+        raise ParameterError(f"{path}:{term.line}: dihedral phase {phase} is not 0 or 180")
     zero = abs(ph) < 1e-6
     # q2jax: V1/2 (1 + cos), V2/2 (1 - cos 2), V3/2 (1 + cos 3)
     same = zero if n in (1, 3) else not zero
@@ -276,7 +276,7 @@ def frcmod_to_forcefield(
     tors: dict[tuple[str, ...], list[float]] = {}
     for t in frc.section("DIHE"):
         key = min(t.types, t.types[::-1])
-        n, v = _dihedral_v(t)
+        n, v = _dihedral_v(t, frc.path)
         acc = tors.setdefault(key, [0.0, 0.0, 0.0])
         acc[n - 1] += v
     for key, (v1, v2, v3) in tors.items():

@@ -109,17 +109,18 @@ def read_fchk(path: str | Path, *, require_hessian: bool = False) -> QMData:
 
     n_atoms = scalars.get("Number of atoms")
     if n_atoms is None:
-        raise f.error("no 'Number of atoms' entry")
+        raise f.missing("no 'Number of atoms' entry")
     n, n_line = int(n_atoms[0]), n_atoms[1]
     if n <= 0:
         raise f.error(f"number of atoms must be positive, found {n}", n_line)
     z, z_line = get("Atomic numbers")
     xyz, xyz_line = get("Current cartesian coordinates")
     if z is None or xyz is None:
-        raise f.error("missing 'Atomic numbers' or 'Current cartesian coordinates'")
+        raise f.missing("missing 'Atomic numbers' or 'Current cartesian coordinates'")
     expect_len(f, z, n, "Atomic numbers", z_line)
     expect_len(f, xyz, 3 * n, "Current cartesian coordinates", xyz_line)
-    symbols = [symbol_from_number(int(v), f, z_line) for v in z]
+    # I arrays hold 6 values per line after their header
+    symbols = [symbol_from_number(int(v), f, z_line + 1 + i // 6) for i, v in enumerate(z)]
     coords = np.asarray(xyz).reshape(n, 3) * units.BOHR_TO_ANGSTROM
     source_units = {"coords": "bohr", "energy": "hartree"}
 
@@ -143,7 +144,7 @@ def read_fchk(path: str | Path, *, require_hessian: bool = False) -> QMData:
             source_units["gradient"] = "hartree/bohr"
             break
     if gradient is None and job.lower() in ("freq", "force"):
-        raise f.error(f"no 'Cartesian Gradient' in this {job} job (file damaged?)")
+        raise f.missing(f"no 'Cartesian Gradient' in this {job} job (file damaged?)")
 
     energy = None
     for ename in ("SCF Energy", "Total Energy"):
@@ -360,7 +361,7 @@ def _pick_geometry_block(f: TextFile, marks, nosym: bool):
                       "of forces and force constants (input orientation) is unknown; rerun with "
                       "NoSymm or read the .fchk", marks["standard"][-1])
     else:
-        raise f.error("no geometry found")
+        raise f.missing("no geometry found")
     syms, xyz = _orientation_block(f, ln)
     return syms, xyz, ln
 

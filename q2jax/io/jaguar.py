@@ -61,7 +61,7 @@ def read_jaguar_in(path: str | Path, *, require_hessian: bool = True) -> QMData:
     f = read_text(path)
     sections = _sections(f)
     if "zmat" not in sections:
-        raise f.error("no &zmat section (geometry)")
+        raise f.missing("no &zmat section (geometry)")
     gen = _gen_keywords(f, sections.get("gen"))
     if "iunit" in gen and gen["iunit"][0] != "1":
         raise f.error(f"geometry units iunit={gen['iunit'][0]} are not supported (only Å, "
@@ -77,7 +77,7 @@ def read_jaguar_in(path: str | Path, *, require_hessian: bool = True) -> QMData:
         source_units["hessian"] = "hartree/bohr2"
     elif require_hessian:
         found = ", ".join(sorted(sections)) or "none"
-        raise f.error(f"no &hess section (Hessian) in this file; sections found: {found}")
+        raise f.missing(f"no &hess section (Hessian) in this file; sections found: {found}")
     return build(f, symbols=symbols, coords=coords, hessian=hessian, program="jaguar",
                  source_units=source_units, line=z_start)
 
@@ -108,8 +108,8 @@ def read_jaguar_out(path: str | Path, *, allow_incomplete: bool = False) -> QMDa
         elif s.startswith("frequencies ") or s == "frequencies":
             freq_rows.append(ln)
     if not geoms:
-        raise f.error("no geometry block ('Input geometry:', 'new geometry:' or 'final "
-                      "geometry:')")
+        raise f.missing("no geometry block ('Input geometry:', 'new geometry:' or 'final "
+                        "geometry:')")
     symbols, coords, unit = _out_geometry(f, geoms[-1])
     source_units = {"coords": unit}
     if unit == "bohr":

@@ -135,7 +135,7 @@ def read_mae_all(path: str | Path, *, atom_typ: AtomTyp = None,
             continue
         out.append(_mae_structure(f, blk, table, strict))
     if not out:
-        raise f.error("no f_m_ct structure block")
+        raise f.missing("no f_m_ct structure block")
     return out
 
 
@@ -155,7 +155,7 @@ def read_mmo_all(path: str | Path, *, atom_typ: AtomTyp = None) -> list[QMData]:
         by_name.setdefault(t.name, t)
     tables = [ln for ln, t in f.numbered() if t.strip() == "Connection Table"]
     if not tables:
-        raise f.error("no 'Connection Table' (not a MacroModel .mmo printout?)")
+        raise f.missing("no 'Connection Table' (not a MacroModel .mmo printout?)")
     out = []
     prev = 0
     for ln in tables:
@@ -187,7 +187,7 @@ def read_atom_typ(path: str | Path) -> dict[int, MacroModelAtomType]:
         z = None if body[1] == "!" else parse_int(body[1], f, ln, "an atomic number")
         out[num] = MacroModelAtomType(num, body[3], z)
     if not out:
-        raise f.error("no atom types defined")
+        raise f.missing("no atom types defined")
     return out
 
 
@@ -304,7 +304,7 @@ def read_mae_bond_orders(path: str | Path) -> list[list[tuple[int, int, int]]]:
             n = len(blk.tables["m_atom"][1]) if "m_atom" in blk.tables else 0
             out.append(_mae_bonds(f, blk, n))
     if not out:
-        raise f.error("no f_m_ct structure block")
+        raise f.missing("no f_m_ct structure block")
     return out
 
 
@@ -347,6 +347,7 @@ def _mmo_structure(f: TextFile, prev: int, ct_line: int, by_name) -> QMData:
     coords: list[list[float]] = []
     charges: list[float] = []
     attached: list[list[tuple[int, int]]] = []
+    row_lines: list[int] = []
     while True:
         t = f.line(k, "a connection-table row or a blank line")
         if not t.strip():
@@ -368,6 +369,7 @@ def _mmo_structure(f: TextFile, prev: int, ct_line: int, by_name) -> QMData:
                 raise f.error(f"malformed attached-atom entry {tok!r}", k)
             links.append((int(am.group(1)) - 1, _ORDER[am.group(2)]))
         attached.append(links)
+        row_lines.append(k)
         k += 1
     if not f.line(k + 1, "the total-charge line").strip().startswith("Total QQ"):
         raise f.error("connection table must be followed by 'Total QQ charge' (truncated?)", k + 1)
@@ -378,24 +380,30 @@ def _mmo_structure(f: TextFile, prev: int, ct_line: int, by_name) -> QMData:
     for i, links in enumerate(attached):
         for j, order in links:
             if not 0 <= j < n or j == i:
-                raise f.error(f"atom {i + 1} attached to invalid atom {j + 1}", ct_line)
+                raise f.error(f"atom {i + 1} attached to invalid atom {j + 1}", row_lines[i])
             key = (min(i, j), max(i, j))
             if key in bonds and bonds[key] != order:
                 raise f.error(f"bond {key[0] + 1}-{key[1] + 1} has two different orders",
-                              ct_line)
+                              row_lines[i])
             bonds[key] = order
     for i, links in enumerate(attached):
         js = [j for j, _ in links]
         if len(set(js)) != len(js):
-            raise f.error(f"atom {i + 1} lists an attached atom twice", ct_line)
+            raise f.error(f"atom {i + 1} lists an attached atom twice", row_lines[i])
         for j in js:
             if i not in [x for x, _ in attached[j]]:
-                raise f.error(f"atom {i + 1} lists {j + 1} but not the reverse", ct_line)
+                raise f.error(f"atom {i + 1} lists {j + 1} but not the reverse", row_lines[j])
     if stretch is not None:
         listed = _stretch_pairs(f, stretch)
-        if listed != set(bonds):
-            raise f.error("the stretch list and the connection table disagree on the bonds",
-                          stretch)
+        extra = sorted((ln, pair) for pair, ln in listed.items() if pair not in bonds)
+        if extra:
+            ln, (a, b) = extra[0]
+            raise f.error("the stretch list and the connection table disagree on the bonds: "
+                          f"stretch {a + 1}-{b + 1} is not a bond of the table", ln)
+        if set(listed) != set(bonds):
+            a, b = min(set(bonds) - set(listed))
+            raise f.error("the stretch list and the connection table disagree on the bonds: "
+                          f"bond {a + 1}-{b + 1} has no stretch", stretch)
     return build(f, symbols=symbols, coords=np.asarray(coords), atom_types=types,
                  bonds=sorted(bonds), charges=np.asarray(charges),
                  energy=energy * units.KJ_TO_KCAL,
@@ -403,7 +411,8 @@ def _mmo_structure(f: TextFile, prev: int, ct_line: int, by_name) -> QMData:
                  source_units={"coords": "angstrom", "energy": "kJ/mol"}, line=ct_line)
 
 
-def _stretch_pairs(f: TextFile, ln: int) -> set[tuple[int, int]]:
+def _stretch_pairs(f: TextFile, ln: int) -> dict[tuple[int, int], int]:
+    """The bonds (0-based, sorted) of the stretch table at ``ln`` and their lines."""
     m = re.search(r"(\d+)\s+Stretch interactions present", f.lines[ln - 1])
     if m is None:
         raise f.error("malformed stretch-section header", ln)
@@ -414,7 +423,7 @@ def _stretch_pairs(f: TextFile, ln: int) -> set[tuple[int, int]]:
         if k > ln + 5:
             raise f.error("stretch table header not found", ln)
     k += 2
-    pairs: set[tuple[int, int]] = set()
+    pairs: dict[tuple[int, int], int] = {}
     while len(pairs) < count:
         t = f.line(k, "a stretch row")
         fields = t.split()
@@ -426,7 +435,7 @@ def _stretch_pairs(f: TextFile, ln: int) -> set[tuple[int, int]]:
             key = (min(a, b), max(a, b))
             if key in pairs:
                 raise f.error(f"stretch {a + 1}-{b + 1} listed twice", k)
-            pairs.add(key)
+            pairs[key] = k
         k += 1
     return pairs
 

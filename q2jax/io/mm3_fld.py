@@ -48,7 +48,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from q2jax.errors import ParameterError, ParseError
-from q2jax.io._text import is_float
 
 __all__ = [
     "Fld",
@@ -83,6 +82,13 @@ BOND_SYMBOLS = frozenset("-=*%.#:~")
 _MAIN_COMMENT_COL = 96
 _SUB_COMMENT_COL = 109
 _TYPE_RE = re.compile(r"[A-Za-z0-9]{1,2}")
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _is_number(token: str) -> bool:
+    """A plain decimal number of at most 1e100 in magnitude (MacroModel writes
+    fixed-point fields; a Fortran ``D`` exponent is not one of them)."""
+    return _NUMBER_RE.fullmatch(token) is not None and abs(float(token)) <= 1e100
 _DESC_RE = re.compile(r"([0-9])?([A-Za-z0-9]{4})")
 
 
@@ -367,7 +373,7 @@ class _Parser:
         if name == "SEL":
             self.selections.append((eq, tok[3] if len(tok) > 3 else "", " ".join(tok[4:])))
             return
-        if len(tok) < 4 or not is_float(tok[3]):
+        if len(tok) < 4 or not _is_number(tok[3]):
             raise self.error(f"expected a conversion factor for {name}, found "
                              f"{tok[3] if len(tok) > 3 else 'nothing'!r}", n)
         self.factors[name] = (eq, float(tok[3]))
@@ -386,7 +392,7 @@ class _Parser:
         values, spans, rest = [], [], toks[1:]
         while rest and "." in rest[0][2] and rest[0][2] != ".":
             s, e, t = rest.pop(0)
-            if not is_float(t):
+            if not _is_number(t):
                 raise self.error(f"non-numeric van der Waals field {t!r}", n)
             values.append(float(t))
             spans.append((s, e))
@@ -439,7 +445,7 @@ class _Parser:
         values, spans = [], []
         while i < len(toks) and ("." in toks[i][2] and toks[i][2] != "."):
             s, e, t = toks[i]
-            if not is_float(t):
+            if not _is_number(t):
                 raise self.error(f"non-numeric parameter field {t!r}", n)
             values.append(float(t))
             spans.append((s, e))

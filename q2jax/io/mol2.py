@@ -49,7 +49,7 @@ def read_mol2_all(path: str | Path, *, include_nc: bool = True) -> list[QMData]:
     f = read_text(path)
     starts = [ln for ln, t in f.numbered() if t.strip().upper() == "@<TRIPOS>MOLECULE"]
     if not starts:
-        raise f.error("no @<TRIPOS>MOLECULE record")
+        raise f.missing("no @<TRIPOS>MOLECULE record")
     first_rti = next((ln for ln, t in f.numbered() if t.strip().startswith("@<TRIPOS>")), None)
     if first_rti != starts[0]:
         raise f.error("records before the first @<TRIPOS>MOLECULE", first_rti)
@@ -110,6 +110,8 @@ def _molecule(f: TextFile, start: int, end: int, include_nc: bool) -> QMData:
                 raise f.error(f"bond ids must run 1, 2, ...; expected {k + 1}", ln)
             a = parse_int(fields[1], f, ln, "an atom id") - 1
             b = parse_int(fields[2], f, ln, "an atom id") - 1
+            if not (0 <= a < n_atoms and 0 <= b < n_atoms):
+                raise f.error(f"bond {a + 1}-{b + 1} refers to an atom outside 1..{n_atoms}", ln)
             kind = fields[3].lower()
             if kind not in _BOND_TYPES:
                 raise f.error(f"unknown bond type {fields[3]!r}", ln)

@@ -410,10 +410,13 @@ class _Reader:
                              "strict=False skips such lines with a warning)", line)
         self.skipped.append((line, keyword, reason))
 
-    def number(self, tok: str, line: int, what: str) -> float:
+    def number(self, tok: str, line: int | None, what: str) -> float:
         if not _FLOAT_RE.fullmatch(tok):
             raise self.error(f"expected a number for {what}, found {tok!r}", line)
-        return float(tok.replace("d", "e").replace("D", "e"))
+        value = float(tok.replace("d", "e").replace("D", "e"))
+        if not math.isfinite(value):
+            raise self.error(f"{what} {tok!r} is out of range", line)
+        return value
 
     def integer(self, tok: str, line: int, what: str) -> int:
         if not _INT_RE.fullmatch(tok):
@@ -491,6 +494,7 @@ def parse_tinker_prm(
     hdr: dict[str, str] = {}
     hdr_line: dict[str, int] = {}
     atoms: list[TinkerAtomType] = []
+    atom_lines: list[int] = []
     params: list[tuple[int, str, list[str]]] = []
     for no, raw in enumerate(lines, start=1):
         s = raw.strip()
@@ -499,10 +503,13 @@ def parse_tinker_prm(
         word = s.split()[0].lower()
         if word == "atom":
             atoms.append(_parse_atom(rd, s, no))
+            atom_lines.append(no)
         elif word in _HEADER_WORDS:
             toks = s.split()
             if len(toks) < 2:
                 raise rd.error(f"{word} needs a value", no)
+            if _FLOAT_RE.fullmatch(_DEFAULTS.get(word, "")):  # a numeric keyword
+                rd.number(toks[1], no, word)
             hdr[word], hdr_line[word] = toks[1], no
         elif word in _READ:
             params.append((no, word, s.replace(",", " ").split()))
@@ -512,14 +519,19 @@ def parse_tinker_prm(
     full = {**_DEFAULTS, **hdr}
     form = _detect_form(rd, full, hdr_line)
     for k, got, want in _header_checks(full, form):
-        rd.unrepresentable(hdr_line.get(k, 0) or None, k,
-                           f"value {got} differs from q2jax's {form} form ({want})")
+        if k in hdr_line:
+            rd.unrepresentable(hdr_line[k], k,
+                               f"value {got} differs from q2jax's {form} form ({want})")
+        else:  # absent: the last line read is where it was looked for
+            rd.unrepresentable(len(lines) or None, k,
+                               f"not set (searched to the end of the file): Tinker's default "
+                               f"{got} differs from q2jax's {form} form ({want})")
     settings = Settings(
         vdw_14_scale=_scale(full["vdw-14-scale"]),
         elec_14_scale=_scale(full["chg-14-scale"]),
         dielectric=float(full["dielectric"].replace("d", "e").replace("D", "e")),
     )
-    keymap = _class_keys(rd, atoms, use_desc)
+    keymap = _class_keys(rd, atoms, atom_lines, use_desc)
     triples = _parameters(rd, params, full, keymap, use_desc, {a.type: a.cls for a in atoms})
     try:
         ff = ForceField.from_entries(triples, form=form, settings=settings)
@@ -575,20 +587,23 @@ def _detect_form(rd: _Reader, full: dict[str, str], hdr_line: dict[str, int]) ->
     return "harmonic"
 
 
-def _class_keys(rd: _Reader, atoms: list[TinkerAtomType], use_desc: bool) -> dict[int, str]:
+def _class_keys(rd: _Reader, atoms: list[TinkerAtomType], lines: list[int],
+                use_desc: bool) -> dict[int, str]:
     keymap: dict[int, str] = {}
+    owner: dict[str, int] = {}
     if not use_desc:
         return keymap
-    for a in atoms:
+    for a, no in zip(atoms, lines, strict=True):
         key = a.description.strip()
         if not key:
-            raise rd.error(f"atom type {a.type} has an empty description (the q2jax key)", None)
+            raise rd.error(f"atom type {a.type} has an empty description (the q2jax key)", no)
         if keymap.get(a.cls, key) != key:
             raise rd.error(f"atom class {a.cls} has two q2jax keys {keymap[a.cls]!r}, {key!r}",
-                           None)
-        keymap[a.cls] = key
-    if len(set(keymap.values())) != len(keymap):
-        raise rd.error("two atom classes share one q2jax key (atom descriptions)", None)
+                           no)
+        if owner.get(key, a.cls) != a.cls:
+            raise rd.error(f"atom classes {owner[key]} and {a.cls} share one q2jax key {key!r} "
+                           "(atom descriptions)", no)
+        keymap[a.cls], owner[key] = key, a.cls
     return keymap
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _where import assert_names
 
 from q2jax.errors import ParameterError, ParseError
 from q2jax.forcefield import ForceField
@@ -53,8 +54,10 @@ def test_fixture_contents():
 
 def test_conversion_units_and_dihedral_energy():
     frc = read_frcmod(FIX / "upstream_q2mm.frcmod")
-    with pytest.raises(ParameterError, match="impropers"):
+    with pytest.raises(ParameterError, match="impropers") as err:
         frcmod_to_forcefield(frc)
+    first = frc.section("IMPROPER")[0].line  # the first improper names file and line
+    assert str(err.value).startswith(f"{FIX / 'upstream_q2mm.frcmod'}:{first}: ")
     ff = frcmod_to_forcefield(frc, impropers="skip")
     assert ff.form == "harmonic"
     # AMBER K is q2jax k: both E = K (x - x0)^2
@@ -87,18 +90,19 @@ def test_forcefield_to_frcmod_round_trip():
     assert [(t.values[2], t.values[3]) for t in d] == [(0.0, -2.0), (0.0, 3.0)]
 
 
-@pytest.mark.parametrize("text,message", [
-    ("t\nBOND\nc -c4    33x.5987    1.6002\n", "needs 2 numbers"),
-    ("t\nBOND\nc -c4-c3    337.5987    1.6002\n", "needs 2 atom types"),
-    ("t\nANGLE\nc -c4-ca    50.7932\n", "needs 2 numbers"),
-    ("t\nDIHE\nc -c4-ca-ca   1    2.4403   180.000\n", "needs 4 numbers"),
-    ("t\nc -c4  1.0 1.0\n", "section keyword"),
-    ("", "empty"),
+@pytest.mark.parametrize("text,message,line", [
+    ("t\nBOND\nc -c4    33x.5987    1.6002\n", "needs 2 numbers", 3),
+    ("t\nBOND\nc -c4-c3    337.5987    1.6002\n", "needs 2 atom types", 3),
+    ("t\nANGLE\nc -c4-ca    50.7932\n", "needs 2 numbers", 3),
+    ("t\nDIHE\nc -c4-ca-ca   1    2.4403   180.000\n", "needs 4 numbers", 3),
+    ("t\nBOND\nc -c4    1D999    1.6002\n", "out of range", 3),
+    ("t\nc -c4  1.0 1.0\n", "section keyword", 2),
+    ("", "empty", 1),
 ])
-def test_bad_input_names_line(text, message):
+def test_bad_input_names_line(text, message, line):
     with pytest.raises(ParseError, match=message) as err:
         parse_frcmod(text, "x.frcmod")
-    assert err.value.path == "x.frcmod"
+    assert_names(err, "x.frcmod", line)
 
 
 def test_unknown_sections_are_kept_but_not_converted():
@@ -110,9 +114,9 @@ def test_unknown_sections_are_kept_but_not_converted():
 
 
 def test_unrepresentable_dihedral_is_refused():
-    frc = parse_frcmod("t\nDIHE\nc -c4-ca-ca   1    2.4403    90.000    2.000\n\n")
-    with pytest.raises(ParameterError, match="phase"):
+    frc = parse_frcmod("t\nDIHE\nc -c4-ca-ca   1    2.4403    90.000    2.000\n\n", "d.frcmod")
+    with pytest.raises(ParameterError, match="^d.frcmod:3: dihedral phase"):
         frcmod_to_forcefield(frc)
-    frc = parse_frcmod("t\nDIHE\nc -c4-ca-ca   1    2.4403     0.000    4.000\n\n")
-    with pytest.raises(ParameterError, match="periodicity"):
+    frc = parse_frcmod("t\nDIHE\nc -c4-ca-ca   1    2.4403     0.000    4.000\n\n", "d.frcmod")
+    with pytest.raises(ParameterError, match="^d.frcmod:3: dihedral periodicity"):
         frcmod_to_forcefield(frc)

@@ -12,6 +12,16 @@ never change. For files with an end marker (Gaussian log, Jaguar .out/.in,
 Maestro braces, .mmo structure records) a truncation must raise or leave the
 parse identical.
 
+Every error names the damaged file and a line (the line of the damage, or
+the last line read when a section is missing); only an empty file has no
+line to name.
+
+Force-field files (MM3* ``.fld``, Tinker ``.prm``, AMBER ``frcmod``) are
+fuzzed for that error property only: these formats have no end marker and
+their readers skip unknown lines (as MacroModel, Tinker and AMBER do), so a
+damaged file can be a valid, different file (a truncated frcmod is a shorter
+frcmod) and "no silently wrong parse" cannot be promised for them.
+
 Damage is drawn by hypothesis (derandomized, a bounded number of examples
 per file so the suite stays fast): truncation, replacement, deletion or
 insertion of one byte from an alphabet of digits, signs, separators,
@@ -30,21 +40,27 @@ from pathlib import Path
 
 import pytest
 from _fuzz_support import footprints, silently_wrong
-from _io_paths import ATOM_TYP, DATA, ETHANE, RH_NAMES, RH_SET, jaguar_in, jaguar_out
+from _io_paths import ATOM_TYP, DATA, ETHANE, RH, RH_NAMES, RH_SET, jaguar_in, jaguar_out
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from q2jax.errors import Q2JaxError
 from q2jax.io import (
+    format_tinker_prm,
     read_fchk,
+    read_fld,
+    read_frcmod,
     read_gaussian_log,
     read_jaguar_in,
     read_jaguar_out,
     read_mae,
     read_mmo_all,
     read_mol2,
+    read_tinker_prm,
     read_xyz,
 )
+
+FIXTURES = Path(__file__).resolve().parent.parent / "data" / "anchor-fixtures"
 
 ALPHABET = list(b"0123456789.-+eEdD \n\t,\\&@#{}:=%\"abcXHN")
 EXAMPLES = int(os.environ.get("Q2JAX_FUZZ_EXAMPLES", "30"))  # raise it for a deep run
@@ -61,6 +77,26 @@ def _first_mmo_structure() -> bytes:
     data = _bytes(RH_SET / "rh_enamide_training_set.mmo.gz")
     end = data.index(b"Total Sol charge", data.index(b"Connection Table"))
     return data[: data.index(b"\n", end) + 1] + b"1\n"
+
+
+def _fld_excerpt() -> bytes:
+    """mm3.fld cut to its header, the start of the main parameters, the van der
+    Waals block and the first substructures (every kind of block, 330 of 1913
+    lines: the whole file takes half a second to parse)."""
+    lines = _bytes(RH / "mm3.fld").split(b"\n")
+    return b"\n".join(lines[:180] + lines[1030:1180]) + b"\n"
+
+
+def _tinker_prm() -> bytes:
+    """q2jax's own Tinker file for CH3F and ethane, MM3 form, every family (no
+    Tinker parameter file is bundled)."""
+    from q2jax import ForceField
+    from q2jax.datasets import load_case
+
+    mols = [load_case("ch3f").molecule, load_case("ethane").molecule]
+    families = ("bond", "angle", "torsion", "stretch_bend", "vdw", "charge")
+    ff = ForceField.from_molecules(mols, "mm3", families=families)
+    return format_tinker_prm(ff, molecules=mols).encode()
 
 
 # name -> (file bytes, file name, reader, has end marker, hot markers (text, width))
@@ -88,6 +124,16 @@ TARGETS = {
     "xyz": (lambda: _bytes(DATA / "ch3f" / "ch3f-optimized.xyz"), "ch3f.xyz", read_xyz, False,
             [(b"5", 300)]),
 }
+# force-field files: checked for error quality only (module docstring)
+FF_TARGETS = {
+    "mm3-fld": (_fld_excerpt, "mm3.fld", read_fld, False,
+                [(b"\n-1", 600), (b"\n-2", 3000), (b"\n-6", 2500), (b"\n-3", 3000)]),
+    "tinker-prm": (_tinker_prm, "x.prm", read_tinker_prm, False,
+                   [(b"bondunit", 900), (b"atom ", 300), (b"bond ", 1000)]),
+    "frcmod": (lambda: _bytes(FIXTURES / "upstream_q2mm.frcmod"), "x.frcmod", read_frcmod, False,
+               [(b"BOND", 300), (b"DIHE", 900), (b"IMPROPER", 900)]),
+}
+TARGETS.update(FF_TARGETS)
 
 _CACHE: dict[str, tuple] = {}
 
@@ -141,7 +187,12 @@ def _check(name: str, kind: str, offset: int, byte: int) -> None:
     bad.write_bytes(damaged)
     try:
         result = reader(bad)
-    except Q2JaxError:
+    except Q2JaxError as err:  # it must say where
+        assert getattr(err, "path", None) == str(bad), f"{name}: {kind} at {offset}: {err}"
+        assert err.line is not None or not damaged.strip(), f"{name}: no line: {err}"
+        assert 1 <= (err.line or 1) <= max(1, damaged.count(b"\n") + 1), f"{name}: {err}"
+        return
+    if name in FF_TARGETS:
         return
     before = original if isinstance(original, list) else [original]
     after = result if isinstance(result, list) else [result]
@@ -169,11 +220,15 @@ def test_damaged_files_never_parse_silently_wrong(name):
 
 @pytest.mark.parametrize("name", ["gaussian-log", "jaguar-out", "mae", "mmo"])
 def test_truncation_at_line_ends_always_raises(name):
-    """Cutting these files at any of 25 evenly spaced line ends is detected."""
+    """Cutting these files at any of 25 evenly spaced line ends is detected, and the
+    error names the cut file and one of its lines."""
     data, path, reader, _, _, _ = _target(name)
     ends = [k for k in range(len(data)) if data[k] == 10]
     bad = path.with_name("cut-" + path.name)
     for k in ends[: -2: max(1, len(ends) // 25)]:
-        bad.write_bytes(data[: k + 1])
-        with pytest.raises(Q2JaxError):
+        cut = data[: k + 1]
+        bad.write_bytes(cut)
+        with pytest.raises(Q2JaxError) as err:
             reader(bad)
+        assert err.value.path == str(bad), err.value
+        assert 1 <= err.value.line <= cut.count(b"\n"), err.value

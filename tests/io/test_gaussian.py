@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _io_paths import ETHANE, text_of
+from _where import assert_names, line_of, n_lines
 
 from q2jax import units
 from q2jax.elements import mass
@@ -150,9 +151,11 @@ def test_standard_orientation_block_does_not_move_the_frame(write):
 
 
 def test_hessian_in_the_other_frame_is_rejected(write):
-    p = write("rot.log", _rotated_variant(rotate_hessian=True))
-    with pytest.raises(ParseError, match="standard orientation"):
+    text = _rotated_variant(rotate_hessian=True)
+    p = write("rot.log", text)
+    with pytest.raises(ParseError, match="standard orientation") as err:
         read_gaussian_log(p)
+    assert_names(err, p, line_of(text, " 1\\1\\GINC", last=True))  # the archive's constants
 
 
 # -------------------------------------------------------------------- job steps
@@ -163,10 +166,12 @@ def test_link_selects_the_job_step():
     assert opt.hessian is None and opt.frequencies is None
     assert opt.symbols == read_gaussian_log(LOG).symbols
     assert opt.energy == pytest.approx(-79.8304168919 * units.HARTREE_TO_KCAL_MOL, abs=1e-6)
-    with pytest.raises(ParseError, match="no Cartesian force constants"):
+    with pytest.raises(ParseError, match="no Cartesian force constants") as err:
         read_gaussian_log(LOG, link=0, require_hessian=True)
-    with pytest.raises(ParseError, match="out of range"):
+    assert_names(err, LOG, line_of(text_of(LOG), "Normal termination"))  # step 0's end
+    with pytest.raises(ParseError, match="out of range") as err:
         read_gaussian_log(LOG, link=2)
+    assert_names(err, LOG)  # an argument error: no line of the file is at fault
 
 
 # -------------------------------------------------------------------- bad input
@@ -179,8 +184,9 @@ def test_truncated_log_raises_at_its_last_line(write):
     with pytest.raises(ParseError, match="Normal termination") as err:
         read_gaussian_log(p)
     assert err.value.line == len(cut.splitlines())
-    with pytest.raises(ParseError, match="frequencies"):
+    with pytest.raises(ParseError, match="frequencies") as err:
         read_gaussian_log(p, allow_incomplete=True)
+    assert_names(err, p, line_of(cut, " Harmonic frequencies"))  # the cut-off table
 
 
 def test_file_cut_after_the_opt_step_of_an_opt_freq_job_raises(write):
@@ -189,8 +195,10 @@ def test_file_cut_after_the_opt_step_of_an_opt_freq_job_raises(write):
     text = text_of(LOG)
     k = text.index("Normal termination")
     cut = text[: text.index("\n", k) + 1]
-    with pytest.raises(ParseError, match="Opt and Freq"):
-        read_gaussian_log(write("opt.log", cut))
+    p = write("opt.log", cut)
+    with pytest.raises(ParseError, match="Opt and Freq") as err:
+        read_gaussian_log(p)
+    assert_names(err, p, line_of(cut, " 1\\1\\GINC"))  # the archive entry with the route
 
 
 def test_missing_force_constants_in_a_frequency_job_raise(write):
@@ -201,8 +209,10 @@ def test_missing_force_constants_in_a_frequency_job_raise(write):
     k2 = body.index("\\\\", k)
     # drop the force-constant section, keep the archive well formed
     broken = text[:start] + body[:k] + body[k2 + 2:]
-    with pytest.raises(ParseError, match="no Cartesian force constants"):
-        read_gaussian_log(write("nofc.log", broken))
+    p = write("nofc.log", broken)
+    with pytest.raises(ParseError, match="no Cartesian force constants") as err:
+        read_gaussian_log(p)
+    assert_names(err, p, line_of(broken, "Normal termination", last=True))  # the step's end
 
 
 @pytest.mark.parametrize("old,new,what", [
@@ -219,23 +229,34 @@ def test_inconsistent_or_non_numeric_fields_raise(write, old, new, what):
     p = write("bad.log", text[:k] + new + text[k + len(old):])
     with pytest.raises(ParseError, match=what) as err:
         read_gaussian_log(p)
-    assert err.value.path == str(p) and err.value.line is not None
+    bad = text[:k] + new + text[k + len(old):]
+    # the damaged line; a geometry that disagrees, the block it was compared with
+    line = line_of(bad, "Input orientation:", last=True) if what == "differs" else line_of(bad, new)
+    assert_names(err, p, line)
 
 
 def test_fchk_truncated_or_damaged(write):
     text = text_of(FCHK)
     k = text.index("Cartesian Force Constants")
+    p = write("cut.fchk", text[:k])
     with pytest.raises(ParseError, match="Force Constants") as err:
-        read_fchk(write("cut.fchk", text[:k]))
-    assert err.value.path.endswith("cut.fchk")
+        read_fchk(p)
+    assert_names(err, p, n_lines(text[:k]))  # searched to the end
+    p = write("cut2.fchk", text[: k + 2000])
     with pytest.raises(ParseError, match="needs 60 lines") as err:
-        read_fchk(write("cut2.fchk", text[: k + 2000]))
+        read_fchk(p)
+    assert_names(err, p, n_lines(text[: k + 2000]))  # the array runs past the last line
+    p = write("nan.fchk", text.replace("4.96990292E-02", "4.96990292E-0x", 1))
     with pytest.raises(ParseError, match="E-format") as err:
-        read_fchk(write("nan.fchk", text.replace("4.96990292E-02", "4.96990292E-0x", 1)))
-    assert err.value.line == 645
+        read_fchk(p)
+    assert_names(err, p, line_of(text, "4.96990292E-02"))
     bad_n = re.sub(r"(Number of atoms\s+I\s+)8", r"\g<1>9", text)
-    with pytest.raises(ParseError, match="'Atomic numbers' has 8 values, expected 9"):
-        read_fchk(write("n9.fchk", bad_n))
-    with pytest.raises(ParseError, match="atomic number 0"):
-        z0 = text.replace("           1           6", "           0           6", 1)
-        read_fchk(write("z0.fchk", z0))
+    p = write("n9.fchk", bad_n)
+    with pytest.raises(ParseError, match="'Atomic numbers' has 8 values, expected 9") as err:
+        read_fchk(p)
+    assert_names(err, p, line_of(text, "Atomic numbers"))  # the array's header
+    z0 = text.replace("           1           6", "           0           6", 1)
+    p = write("z0.fchk", z0)
+    with pytest.raises(ParseError, match="atomic number 0") as err:
+        read_fchk(p)
+    assert_names(err, p, line_of(z0, "           0           6"))

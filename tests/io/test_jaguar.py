@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _io_paths import ATOM_TYP, RH_NAMES, RH_SET, jaguar_in, jaguar_out, text_of
+from _where import assert_names, line_of, n_lines
 
 from q2jax import units
 from q2jax.elements import mass
@@ -122,9 +123,11 @@ def _lines(text):
 def test_missing_hess_section(write, in_text):
     lines = _lines(in_text)
     start, end = lines.index("&hess"), lines.index("&rwr_svd")
-    p = write("nohess.in", "\n".join(lines[:start] + lines[end:]))
-    with pytest.raises(ParseError, match="no &hess section"):
+    text = "\n".join(lines[:start] + lines[end:])
+    p = write("nohess.in", text)
+    with pytest.raises(ParseError, match="no &hess section") as err:
         read_jaguar_in(p)
+    assert_names(err, p, n_lines(text))  # searched to the end
     assert read_jaguar_in(p, require_hessian=False).hessian is None
 
 
@@ -134,12 +137,13 @@ def test_truncated_hess(write, in_text):
     p = write("cut.in", "\n".join(lines[: start + 300]))
     with pytest.raises(ParseError, match="not closed") as err:
         read_jaguar_in(p)
-    assert err.value.path == str(p)
+    assert_names(err, p, start + 300)  # the last line: the file ends inside &hess
     # a block row dropped, the section still closed
     dropped = lines[: start + 50] + lines[start + 51:]
+    p = write("drop.in", "\n".join(dropped))
     with pytest.raises(ParseError, match="expected &hess row") as err:
-        read_jaguar_in(write("drop.in", "\n".join(dropped)))
-    assert err.value.line == start + 51
+        read_jaguar_in(p)
+    assert_names(err, p, start + 51)
 
 
 @pytest.mark.parametrize("old,new,what", [
@@ -154,28 +158,42 @@ def test_truncated_hess(write, in_text):
 ])
 def test_bad_fields_raise(write, in_text, old, new, what):
     assert old in in_text
-    p = write("bad.in", in_text.replace(old, new, 1))
+    text = in_text.replace(old, new, 1)
+    p = write("bad.in", text)
     with pytest.raises(ParseError, match=what) as err:
         read_jaguar_in(p)
-    assert err.value.line is not None
+    assert_names(err, p, line_of(text, new))  # the damaged line
 
 
 def test_wrong_atom_count_between_zmat_and_hess(write, in_text):
     """One atom removed from &zmat: the Hessian no longer fits 3N."""
     lines = _lines(in_text)
     k = next(i for i, t in enumerate(lines) if t.startswith(" H36"))
-    with pytest.raises(ParseError, match="&hess"):
-        read_jaguar_in(write("n35.in", "\n".join(lines[:k] + lines[k + 1:])))
+    text = "\n".join(lines[:k] + lines[k + 1:])
+    p = write("n35.in", text)
+    with pytest.raises(ParseError, match="expected the &hess block header '6'") as err:
+        read_jaguar_in(p)
+    # 3N = 105 now: the &hess line, its first block's header and 105 rows, then row 106
+    hess = line_of(text, "\n&hess\n") - 1
+    assert_names(err, p, hess + 1 + 105 + 1)
 
 
 def test_truncated_or_inconsistent_out(write):
     text = text_of(jaguar_out(RH_NAMES[0]))
-    with pytest.raises(ParseError, match="completed"):
-        read_jaguar_out(write("cut.out", text[: len(text) // 2]))
-    with pytest.raises(ParseError, match="frequencies announced"):
-        read_jaguar_out(write("nf.out", text.replace("Number of frequencies: 102",
-                                                     "Number of frequencies: 101")))
+    cut = text[: len(text) // 2]
+    p = write("cut.out", cut)
+    with pytest.raises(ParseError, match="completed") as err:
+        read_jaguar_out(p)
+    assert_names(err, p, n_lines(cut.rstrip()))  # its last non-blank line
+    bad = text.replace("Number of frequencies: 102", "Number of frequencies: 101")
+    p = write("nf.out", bad)
+    with pytest.raises(ParseError, match="frequencies announced") as err:
+        read_jaguar_out(p)
+    assert_names(err, p, line_of(bad, "Number of frequencies: 101"))
     row = "  frequencies      -705.89    42.10    64.83    82.41    89.32   116.11"
     assert row in text
-    with pytest.raises(ParseError, match="6 frequencies"):
-        read_jaguar_out(write("nr.out", text.replace(row, row[:-9])))
+    bad = text.replace(row, row[:-9])
+    p = write("nr.out", bad)
+    with pytest.raises(ParseError, match="6 frequencies") as err:
+        read_jaguar_out(p)
+    assert_names(err, p, line_of(bad, row[:-9]))

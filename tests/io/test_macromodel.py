@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _io_paths import ATOM_TYP, RH, RH_SET, text_of
+from _where import assert_names, line_of, n_lines
 
 from q2jax import units
 from q2jax.errors import InputError, ParseError
@@ -111,13 +112,15 @@ def test_site_type_without_atom_typ_is_an_error():
     assert err.value.line == text_of(SINGLE).split("\n").index("  1 250 0.000000 0.000000 "
                                                                  "0.000000 1 4 \"UNL \" \"RH  "
                                                                  "\" 45 1E1EE1  RH ") + 1
-    with pytest.raises(ParseError, match="'RH'"):
+    with pytest.raises(ParseError, match="'RH'") as err:
         read_mmo(MMO, index=0)
+    assert_names(err, MMO, line_of(text_of(MMO), " RH (    1)"))  # its connection-table row
 
 
 def test_multi_structure_needs_index():
-    with pytest.raises(InputError, match="9 structures"):
+    with pytest.raises(InputError, match="9 structures") as err:
         read_mae(MAE, atom_typ=ATOM_TYP)
+    assert str(MAE) in str(err.value)
     assert read_mae(MAE, atom_typ=ATOM_TYP, index=-1).n_atoms == 58
     assert read_mmo(MMO, atom_typ=ATOM_TYP, index=3).n_atoms == 62
 
@@ -143,7 +146,8 @@ def test_bad_mae_raises_with_line(write, old, new, what):
     p = write("bad.mae", text.replace(old, new, 1))
     with pytest.raises(ParseError, match=what) as err:
         read_mae(p, atom_typ=ATOM_TYP)
-    assert err.value.path == str(p) and err.value.line is not None
+    assert_names(err, p)
+    assert 1 <= err.value.line <= n_lines(text)
 
 
 def test_strict_false_reads_elements_only(write):
@@ -155,23 +159,37 @@ def test_strict_false_reads_elements_only(write):
 
 def test_truncated_mae(write):
     text = text_of(SINGLE)
-    with pytest.raises(ParseError, match="file ends early"):
-        read_mae(write("cut.mae", text[: text.index("m_bond")]), atom_typ=ATOM_TYP)
+    cut = text[: text.index("m_bond")]
+    p = write("cut.mae", cut)
+    with pytest.raises(ParseError, match="file ends early") as err:
+        read_mae(p, atom_typ=ATOM_TYP)
+    assert_names(err, p, n_lines(cut.rstrip()))  # its last token, where the file ends
 
 
 def test_bad_mmo(write):
     text = text_of(MMO)
     second = text.index("Connection Table", text.index("Connection Table") + 100)
-    with pytest.raises(ParseError, match="truncated"):
-        read_mmo_all(write("cut.mmo", text[: second - 30000]), atom_typ=ATOM_TYP)
+    cut = text[: second - 30000]
+    p = write("cut.mmo", cut)
+    with pytest.raises(ParseError, match="truncated") as err:
+        read_mmo_all(p, atom_typ=ATOM_TYP)
+    lines = cut.splitlines()  # the incomplete record starts after structure 1's last lines
+    start = next(k for k in range(line_of(cut, " Total Sol charge") + 1, len(lines) + 1)
+                 if lines[k - 1].strip() not in ("", "1"))
+    assert_names(err, p, start)
     row = " O2 (    2)  -0.382 -0.382     0.0000     0.0000     2.2155   UNK   1       1     3="
     assert row in text
-    with pytest.raises(ParseError, match="not the reverse"):
-        read_mmo_all(write("asym.mmo", text.replace(row, row[:-3], 1)), atom_typ=ATOM_TYP)
-    with pytest.raises(ParseError, match="stretch list"):
-        read_mmo_all(write("str.mmo", text.replace("            1    13                1.5293",
-                                                    "            1    12                1.5293",
-                                                    1)), atom_typ=ATOM_TYP)
+    bad = text.replace(row, row[:-3], 1)
+    p = write("asym.mmo", bad)
+    with pytest.raises(ParseError, match="atom 3 lists 2 but not the reverse") as err:
+        read_mmo_all(p, atom_typ=ATOM_TYP)
+    assert_names(err, p, line_of(bad, row[:-3]))  # atom 2's row, which lost its '3='
+    stretch = "            1    12                1.5293"
+    bad = text.replace("            1    13                1.5293", stretch, 1)
+    p = write("str.mmo", bad)
+    with pytest.raises(ParseError, match="stretch list .* stretch 1-12 is not a bond") as err:
+        read_mmo_all(p, atom_typ=ATOM_TYP)
+    assert_names(err, p, line_of(bad, stretch))  # the damaged stretch row
 
 
 def test_energy_units(mmos):

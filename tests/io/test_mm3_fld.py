@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _where import assert_names
 
 from q2jax.errors import ParameterError, ParseError
 from q2jax.io.mm3_assign import assign_parameters, build_mm3_forcefield
@@ -122,12 +123,14 @@ def test_pattern_parser():
     assert atoms == ("C3", "C2", "O", "00", "00", "C3")
     assert bonds == ((0, 1, "-"), (1, 2, "="), (1, 3, "-"), (3, 4, "-"), (4, 5, "-"), (5, 0, "-"))
     for bad in ("C3-(C2", "C3--C2", "C3-9", "C3-C2)", "C3-C2-", "C3-CCC"):
-        with pytest.raises(ParseError):
-            parse_pattern(bad)
+        with pytest.raises(ParseError) as err:
+            parse_pattern(bad, "x.fld", 7)  # a pattern names the file line it came from
+        assert_names(err, "x.fld", 7)
 
 
 BAD_LINES = [
     (" 1  C3 - C3                1.5x77     4.4900     0.0000  0000 0000", "non-numeric"),
+    (" 1  C3 - C3                1.5d77     4.4900     0.0000  0000 0000", "non-numeric"),
     (" 1  C3 - C3 - C3           1.5177     4.4900     0.0000  0000 0000", "needs 2 atoms"),
     (" 2  C3 - C3 - C3         109.4700", "needs 2 to 3 numeric"),
     (" Q  C3 - C3                1.5177     4.4900     0.0000  0000 0000", "unknown interaction"),
@@ -147,16 +150,18 @@ def test_malformed_lines_name_file_and_line(line, message):
 
 
 def test_truncated_substructure_and_bad_vdw_row_are_errors():
-    with pytest.raises(ParseError, match="pattern line"):
+    with pytest.raises(ParseError, match="pattern line") as err:
         parse_fld("t\n-3\n C  Ring\n-2\n", "x.fld")
+    assert_names(err, "x.fld", 4)  # the -2 line
     with pytest.raises(ParseError, match="ends inside a substructure") as err:
         parse_fld("t\n-3\n C  Ring\n", "x.fld")
     assert err.value.line == 4
     with pytest.raises(ParseError, match="non-numeric van der Waals") as err:
         parse_fld("t\n-6\n  C1     1.9400     0.05x0     0.0000        0000    O 2\n", "x.fld")
     assert err.value.line == 3
-    with pytest.raises(ParseError, match="out of range"):
+    with pytest.raises(ParseError, match="out of range") as err:
         parse_fld("t\n-3\n C  Pair\n 9  C3-C3\n-2\n 1   1   3     1.5000     4.0000\n", "x.fld")
+    assert_names(err, "x.fld", 6)  # pattern atom 3 of a 2-atom pattern
 
 
 # --- assignment on a hand-made force field ------------------------------------------------------

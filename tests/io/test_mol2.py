@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _io_paths import ATOM_TYP, ETHANE, RH_SET, text_of
+from _where import assert_names, line_of, n_lines
 
 from q2jax.errors import InputError, ParseError
 from q2jax.io import read_gaussian_log, read_mae_all, read_mol2, read_mol2_all
@@ -40,9 +41,10 @@ def test_nc_bonds_are_the_zero_order_bonds():
 
 def test_raw_mol2_with_wrong_bond_count_is_rejected():
     """A real-world bad file: '2_dmpe_conf_1.mol2' announces 38 bonds but lists 40."""
+    p = RH_SET / "mol2" / "2_dmpe_conf_1.mol2"
     with pytest.raises(ParseError, match="more bond rows than the 38 announced") as err:
-        read_mol2(RH_SET / "mol2" / "2_dmpe_conf_1.mol2")
-    assert err.value.line == 85
+        read_mol2(p)
+    assert_names(err, p, 85)
 
 
 def test_element_from_names_and_types(write):
@@ -50,8 +52,10 @@ def test_element_from_names_and_types(write):
             "1 CA 0 0 0 C.ar\n2 CA1 1.5 0 0 Ca\n3 CL 0 1.7 0 Cl\n4 HG12 0 0 1.1 HC\n")
     assert read_mol2(write("e.mol2", body)).symbols == ("C", "Ca", "Cl", "H")
     bad = body.replace("4 HG12 0 0 1.1 HC", "4 HG12 0 0 1.1 X9")
-    with pytest.raises(ParseError, match="ambiguous"):
-        read_mol2(write("amb.mol2", bad))
+    p = write("amb.mol2", bad)
+    with pytest.raises(ParseError, match="ambiguous") as err:
+        read_mol2(p)
+    assert_names(err, p, line_of(bad, "4 HG12"))
 
 
 @pytest.mark.parametrize("old,new,what", [
@@ -67,18 +71,27 @@ def test_element_from_names_and_types(write):
 def test_bad_mol2_raises_with_line(write, old, new, what):
     text = text_of(ETHANE / "GS.mol2")
     assert old in text
-    p = write("bad.mol2", text.replace(old, new, 1))
+    bad = text.replace(old, new, 1)
+    p = write("bad.mol2", bad)
     with pytest.raises(ParseError, match=what) as err:
         read_mol2(p)
-    assert err.value.path == str(p) and err.value.line is not None
+    # the damaged row; a wrong count, where the rows ran out (next record, end of file)
+    line = {"expected 9 atom rows": line_of(bad, "@<TRIPOS>BOND"),
+            "expected 8 bond rows": n_lines(bad)}.get(what, line_of(bad, new))
+    assert_names(err, p, line)
 
 
 def test_truncated_mol2(write):
     text = text_of(ETHANE / "GS.mol2")
-    with pytest.raises(ParseError, match="bond rows"):
-        read_mol2(write("cut.mol2", text[: text.index("     6     7")]))
+    cut = text[: text.index("     6     7")]
+    p = write("cut.mol2", cut)
+    with pytest.raises(ParseError, match="bond rows") as err:
+        read_mol2(p)
+    assert_names(err, p, n_lines(cut))  # the file ends before the last bond rows
 
 
 def test_multi_molecule_needs_index():
-    with pytest.raises(InputError, match="9 molecules"):
-        read_mol2(RH_SET / "rh_enamide_training_set.mol2")
+    p = RH_SET / "rh_enamide_training_set.mol2"
+    with pytest.raises(InputError, match="9 molecules") as err:
+        read_mol2(p)
+    assert str(p) in str(err.value)

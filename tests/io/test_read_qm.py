@@ -33,16 +33,19 @@ def test_gaussian_out_is_told_from_jaguar_out(tmp_path):
 def test_foreign_out_and_in_files_are_refused(tmp_path):
     out = tmp_path / "orca.out"
     out.write_text("O   R   C   A\n* ORCA output *\n")
-    with pytest.raises(InputError, match="neither Jaguar nor Gaussian"):
+    with pytest.raises(InputError, match="neither Jaguar nor Gaussian") as err:
         read_qm(out)
+    assert str(err.value).startswith(f"{out}: ")  # judged by the header: no single line
     inp = tmp_path / "qchem.in"
     inp.write_text("$molecule\n0 1\nH 0 0 0\n$end\n")
-    with pytest.raises(InputError, match="Jaguar"):
+    with pytest.raises(InputError, match="Jaguar") as err:
         read_qm(inp)
+    assert str(err.value).startswith(f"{inp}: ")
 
 
 def test_unknown_extension(tmp_path):
     p = tmp_path / "x.pdb"
     p.write_text("ATOM\n")
-    with pytest.raises(InputError, match="unknown file type"):
+    with pytest.raises(InputError, match="unknown file type") as err:
         read_qm(p)
+    assert str(err.value).startswith(f"{p}: ")

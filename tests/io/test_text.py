@@ -43,8 +43,9 @@ def test_parse_int_is_strict(tmp_path):
     f = read_text(p)
     assert parse_int("-12", f, 1) == -12
     for bad in ("1.0", "1_000", " ", "12a"):
-        with pytest.raises(ParseError):
+        with pytest.raises(ParseError) as err:
             parse_int(bad, f, 1)
+        assert (err.value.path, err.value.line) == (str(p), 1)
 
 
 def test_invalid_utf8_names_the_line(tmp_path):
@@ -52,13 +53,15 @@ def test_invalid_utf8_names_the_line(tmp_path):
     p.write_bytes(b"ok\nok\nbad \xff byte\n")
     with pytest.raises(ParseError) as err:
         read_text(p)
-    assert err.value.line == 3
+    assert (err.value.path, err.value.line) == (str(p), 3)
 
 
 def test_missing_file_and_broken_gzip(tmp_path):
-    with pytest.raises(ParseError):
+    with pytest.raises(ParseError) as err:
         read_text(tmp_path / "absent.xyz")
+    assert err.value.path == str(tmp_path / "absent.xyz")  # no line: nothing was read
     p = tmp_path / "x.in.gz"
     p.write_bytes(gzip.compress(b"&zmat\n")[:-5])
-    with pytest.raises(ParseError, match="gzip"):
+    with pytest.raises(ParseError, match="gzip") as err:
         read_text(p)
+    assert err.value.path == str(p)

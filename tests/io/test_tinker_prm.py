@@ -348,8 +348,11 @@ torsion       5    1    1    5      0.000 0.0 1   0.000 180.0 2   0.280 0.0 3
 
 
 def test_tinker_mm3_header_is_flagged_strict():
-    with pytest.raises(ParseError, match="angleunit|vdwtype|electric|opbend"):
+    with pytest.raises(ParseError, match="angleunit|vdwtype|electric|opbend") as err:
         parse_tinker_prm(TINKER_MM3, source="mm3.prm")
+    assert err.value.path == "mm3.prm"
+    word = str(err.value).split(": ")[1]  # the keyword at fault, on its own line
+    assert TINKER_MM3.splitlines()[err.value.line - 1].split()[0] == word
 
 
 def test_tinker_mm3_reads_leniently_with_units():
@@ -410,6 +413,23 @@ def test_bad_lines_name_file_and_line(ch3f, old, new, match):
     assert info.value.line == no
 
 
+def test_bad_or_missing_header_values_name_a_line(ch3f):
+    """A non-numeric unit is an error at its line; an absent keyword whose Tinker
+    default differs from the form is reported at the last line read (found by the
+    fuzz test: both used to escape as a bare ValueError or with no line)."""
+    text = _own_text(ch3f)
+    lines = text.splitlines()
+    no = _lineno(text, "angleunit")
+    lines[no - 1] = "angleunit    0.02x"
+    with pytest.raises(ParseError, match="expected a number for angleunit") as info:
+        parse_tinker_prm("\n".join(lines), source="h.prm")
+    assert (info.value.path, info.value.line) == ("h.prm", no)
+    lines = [ln for ln in text.splitlines() if not ln.startswith("vdwtype")]
+    with pytest.raises(ParseError, match="vdwtype: not set .*LENNARD-JONES") as info:
+        parse_tinker_prm("\n".join(lines), source="h.prm")
+    assert info.value.line == len(lines)
+
+
 def test_duplicate_parameter_names_both_lines(ch3f):
     text = _own_text(ch3f)
     bond = next(ln for ln in text.splitlines() if ln.startswith("bond "))
@@ -452,13 +472,15 @@ def test_incomplete_opbend_set_is_rejected():
     first = _lineno(text, "opbend ")
     lines = text.splitlines()
     del lines[first - 1]
-    with pytest.raises(ParseError, match="one equal constant for each distinct neighbour"):
-        parse_tinker_prm("\n".join(lines))
+    with pytest.raises(ParseError, match="one equal constant for each distinct neighbour") as err:
+        parse_tinker_prm("\n".join(lines), source="ob.prm")
+    assert (err.value.path, err.value.line) == ("ob.prm", first)  # the remaining opbend line
 
 
 def test_missing_file_is_a_parse_error(tmp_path):
-    with pytest.raises(ParseError, match="cannot read"):
+    with pytest.raises(ParseError, match="cannot read") as err:
         read_tinker_prm(tmp_path / "absent.prm")
+    assert err.value.path == str(tmp_path / "absent.prm")  # no line: there is no file
 
 
 def test_writer_rejects_what_tinker_cannot_hold(ch3f):

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _io_paths import DATA, RH_NAMES, RH_SET, jaguar_in, text_of
+from _where import assert_names, n_lines
 
 from q2jax import units
 from q2jax.elements import mass
@@ -58,8 +59,9 @@ def test_multi_frame_and_index(write):
     frames = read_xyz_all(p)
     assert [f.name for f in frames] == ["first", "second"]
     assert read_xyz(p, index=-1).coords[1, 2] == 0.75
-    with pytest.raises(InputError, match="2 frames"):
+    with pytest.raises(InputError, match="2 frames") as err:
         read_xyz(p)
+    assert str(p) in str(err.value)
 
 
 def test_gz_and_atomic_numbers_and_labels(write):
@@ -88,12 +90,15 @@ def test_extra_columns_on_request_but_consistent(write):
     p = write("e.xyz", "2\n\nO 0 0 0 -0.8\nH 1 0 0 0.4\n")
     assert read_xyz(p, extra_columns=True).n_atoms == 2
     q = write("f.xyz", "2\n\nO 0 0 0 -0.8\nH 1 0 0\n")
-    with pytest.raises(ParseError, match="fields"):
+    with pytest.raises(ParseError, match="fields") as err:
         read_xyz(q, extra_columns=True)
+    assert_names(err, q, 4)
 
 
 def test_truncated_real_file_raises(write):
     text = text_of(DATA / "sn2-ts" / "sn2-ts-optimized.xyz")
     cut = text[: text.index("\n H", 60)]  # lose the last atoms
-    with pytest.raises(ParseError, match="file ends after"):
-        read_xyz(write("cut.xyz", cut))
+    p = write("cut.xyz", cut)
+    with pytest.raises(ParseError, match="file ends after") as err:
+        read_xyz(p)
+    assert_names(err, p, n_lines(cut))
