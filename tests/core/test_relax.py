@@ -39,10 +39,16 @@ def test_saddle_search_finds_the_barrier_top_of_a_double_well():
                                  bounds={"bond_k": (-100.0, 100.0)})
     s = build_system(ff, mol)
     opts = RelaxOptions(max_displacement=0.5)
-    ts = relax(ff.full_params(), s.coords, s.terms, options=opts, saddle_order=1)
+
+    run = jax.jit(lambda p, x, k: relax(p, x, s.terms, options=opts, saddle_order=k))
+
+    def search(order):  # one compiled program; the saddle order is traced
+        return run(ff.full_params(), s.coords, jnp.asarray(order))
+
+    ts = search(1)
     assert bool(ts.converged)
     assert float(jnp.linalg.norm(ts.coords[1] - ts.coords[0])) == pytest.approx(0.74, abs=1e-8)
-    mn = relax(ff.full_params(), s.coords, s.terms, options=opts, saddle_order=0)
+    mn = search(0)
     assert not bool(mn.converged)  # no minimum: reported, not hidden
 
 
@@ -60,7 +66,10 @@ def test_implicit_gradient_of_relax_then_loss_matches_finite_differences():
     h = 1e-5 * np.maximum(1.0, np.abs(p0))
     fd = np.array([(float(lj(jnp.asarray(p0 + e), spec)) - float(lj(jnp.asarray(p0 - e), spec)))
                    / (2 * e[i]) for i, e in enumerate(np.diag(h))])
-    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.max(np.abs(fd)))
+    # no component is ~0 (the smallest is 4e-4 of the largest), so each is held to 1e-5
+    # of itself (measured <= 2.8e-7); a shared allowance would hide the small ones
+    assert np.min(np.abs(fd)) > 1e-4 * np.max(np.abs(fd))
+    np.testing.assert_allclose(g, fd, rtol=1e-5)
 
 
 @functools.lru_cache
