@@ -577,6 +577,35 @@ def test_rh_enamide_parity(rh_set):
     assert checked == 7 + 22
 
 
+def test_rh_enamide_direct_bonds_bond_by_bond(rh_set):
+    """direct_bonds of rh_enamide_reference.json: Q2MM's per-bond Seminario
+    projections for structure 1 (the TS 1ZDMP, at the .mmo geometry) in
+    Hartree/Bohr^2. Despite the "legacy" name these au values are the raw
+    curvature: the 0.963 sits in the mdyn/Å column (au x 0.963 x 15.569141).
+    q2jax agrees bond by bond to 1e-12 relative (the json's 16-17 digits;
+    measured 9e-16). The list holds structure 1's 38 bonds but one: the
+    forming C6...H18 bond of the TS (order 0), which Q2MM's list leaves out."""
+    s, mols = rh_set
+    ref = json.loads((PARITY / "rh_enamide_reference.json").read_text())["direct_bonds"]
+    mol = mols[0]
+    pairs = np.array([[b["atom_i"], b["atom_j"]] for b in ref])
+    assert len(ref) == 37
+    for b in ref:  # labels name the atoms 1-based with their elements
+        i, j = b["atom_i"], b["atom_j"]
+        assert b["label"] == f"{mol.symbols[i]}{i + 1}-{mol.symbols[j]}{j + 1}"
+    assert set(mol.bonds) - {tuple(sorted(p)) for p in pairs.tolist()} == {(5, 17)}
+    assert (mol.symbols[5], mol.symbols[17]) == ("C", "H")
+    h_au = s.qm_data[0].checked_hessian() / units.HARTREE_BOHR2_TO_KCAL_MOL_A2
+    curv, _ = seminario_bond_curvature(jnp.asarray(h_au), mol.coords, jnp.asarray(pairs))
+    legacy_au = np.array([b["legacy_force_constant_au"] for b in ref])
+    np.testing.assert_allclose(np.asarray(curv), legacy_au, rtol=1e-12)
+    np.testing.assert_allclose(
+        Q2MM_SCALE * Q2MM_AU_TO_MDYNA * np.asarray(curv),
+        [b["legacy_force_constant_mdyn_a"] for b in ref],
+        rtol=1e-12,
+    )
+
+
 def test_rh_enamide_equilibria_which_is_right(rh_set):
     """The fixture's r0/θ0 are means of the lengths and angles MacroModel
     printed in the .mmo (4 decimals), q2jax's are means of the geometric
