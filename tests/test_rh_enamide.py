@@ -126,12 +126,26 @@ def test_structures_and_hessians_in_internal_units():
         assert q.hessian.shape == (3 * m.n_atoms,) * 2
         assert np.allclose(q.hessian, q.hessian.T)
         assert q.source_units["hessian"] == "hartree/bohr2"
-    # kcal/(mol A^2): the Hessian's frequencies are the ones Jaguar printed
-    m, q = molecules[0], qm[0]
-    nu = np.asarray(frequencies(jnp.asarray(q.hessian), m.coords, m.masses, m.n_vibrations))
-    printed = read_jaguar_out(SET / "jaguar_spe_freq_in_out" / "1ZDMPfromJCTCSI_loner1.out.gz")
-    assert printed.frequencies[0] == pytest.approx(-705.89)  # a transition state
-    assert np.max(np.abs(nu - np.sort(printed.frequencies))) < 0.05
+    # kcal/(mol A^2): every Hessian's frequencies are the ones Jaguar printed in its .out
+    # (one vmapped eigensolve, the nine padded to the largest; padded atoms are masked)
+    n = max(N_ATOMS)
+    h = np.zeros((9, 3 * n, 3 * n))
+    x, w, mask = np.zeros((9, n, 3)), np.ones((9, n)), np.zeros((9, n), bool)
+    for i, (m, q) in enumerate(zip(molecules, qm, strict=True)):
+        k = m.n_atoms
+        h[i, : 3 * k, : 3 * k], x[i, :k], w[i, :k] = q.hessian, m.coords, m.masses
+        mask[i, :k] = True
+    n_vib = max(m.n_vibrations for m in molecules)
+    nu = np.asarray(jax.jit(jax.vmap(lambda *a: frequencies(*a[:3], n_vib, a[3])))(
+        *(jnp.asarray(a) for a in (h, x, w, mask))))
+    outs = sorted((SET / "jaguar_spe_freq_in_out").glob("*.out.gz"))
+    assert [p.name[0] for p in outs] == [str(i) for i in range(1, 10)]
+    for i, (m, out) in enumerate(zip(molecules, outs, strict=True)):
+        printed = np.sort(read_jaguar_out(out).frequencies)
+        assert printed.shape == (m.n_vibrations,)
+        assert np.max(np.abs(nu[i, : m.n_vibrations] - printed)) < 0.05, out.name
+        if i == 0:
+            assert printed[0] == pytest.approx(-705.89)  # a transition state
 
 
 def test_assignment_is_macromodels(macromodel, mmo):
