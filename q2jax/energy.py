@@ -8,13 +8,20 @@ per-term Hessians (6x6 to 15x15) scattered into the 3N x 3N matrix, which is
 much cheaper to compile and run than differentiating the whole energy
 twice; it stays differentiable (for relaxed-geometry frequencies).
 
+The bonded families are potentials of polynomial invariants of their bond
+vectors (``q2jax.terms.bonded``): their local Hessians come from the chain
+rule through fixed tensors (``q2jax.terms.invariants``), in which only a few
+scalar derivatives per term depend on the parameters, so the Hessian and its
+parameter derivative cost little more than the energy.
+
 Bonded families act on the atoms' *sites* s = A x (``q2jax.terms.sites``:
 MM3's reduced hydrogen positions, as MacroModel's MM3* uses them; s = x for
 a plain atom), so their Hessian in atom coordinates is A^T H_s A (exact, the
 map is linear). The nonbonded family acts on atom positions: each pair term
 holds both atoms and their site parents (4 atoms), its energy depends on the
 site distance and, through MacroModel's van der Waals taper, on the real one
-(``q2jax.terms.pairs``).
+(``q2jax.terms.pairs``). Nonbonded pairs cover most atom pairs, so their
+Hessian is built from dense (atoms x atoms) pair tables, without a scatter.
 
 Units: coordinates Å, energy kcal/mol, gradient kcal/(mol Å), Hessian
 kcal/(mol Å^2).
@@ -32,25 +39,19 @@ from jaxtyping import Array, Float
 from q2jax.forcefield import ForceField, Settings
 from q2jax.system import System, Terms
 from q2jax.terms import (
-    bend_deviation,
-    dihedrals,
-    distances,
-    fourier_torsion,
-    harmonic_bend,
+    bonded,
     harmonic_out_of_plane,
-    harmonic_stretch,
-    mm3_bend,
-    mm3_bend_bend,
-    mm3_stretch,
-    mm3_torsion_stretch,
     out_of_plane,
     pair_coefficients,
+    pair_derivatives,
     pair_energies,
+    pair_hessian_blocks,
     pair_local,
     site_coordinates,
+    site_map_rows,
     site_map_transpose,
-    stretch_bend,
 )
+from q2jax.terms.invariants import Invariants, local_hessians, values
 from q2jax.units import DEG_TO_RAD
 
 # Non-degenerate stand-in geometries for padded (masked) terms, so that their
@@ -64,16 +65,18 @@ _DUMMY = {
     ),
 }
 _ONE = jnp.ones((1,), bool)
-_I2, _I3, _I4 = jnp.array([[0, 1]]), jnp.array([[0, 1, 2]]), jnp.array([[0, 1, 2, 3]])
-_BB_ANGLES = jnp.array([[1, 0, 2], [3, 0, 4]])  # bend-bend slots: centre, a1, b1, a2, b2
+_I4 = jnp.array([[0, 1, 2, 3]])
 
 
 class Family(NamedTuple):
     """One term family: atoms (n, k), mask (n,), parameters theta (n, m), local energy.
 
     ``space`` says which coordinates the atoms index: ``"site"`` (bonded terms,
-    at the atoms' sites) or ``"atom"`` (nonbonded pairs). ``local_hessian``, if
-    given, replaces ``jax.hessian(local)`` (same signature, result (k, 3, k, 3)).
+    at the atoms' sites) or ``"atom"`` (nonbonded pairs). A family with
+    ``invariants`` has the local energy ``potential(I(x), theta)``
+    (``q2jax.terms.invariants``) and its Hessian by the chain rule; otherwise
+    ``local_hessian``, if given, replaces ``jax.hessian(local)`` (same signature,
+    result (k, 3, k, 3)).
     """
 
     name: str
@@ -83,49 +86,39 @@ class Family(NamedTuple):
     local: Callable[[Array, Array], Array]
     space: str = "site"
     local_hessian: Callable[[Array, Array], Array] | None = None
+    invariants: Invariants | None = None
+    potential: Callable[[Array, Array], Array] | None = None
 
 
-def _stretch_local(mm3: bool):
-    def e(x, th):
-        # th = [k, r0, length scale 1/(f_i f_j)]
-        r = distances(x, _I2, _ONE)[0] * th[2]
-        return (mm3_stretch if mm3 else harmonic_stretch)(r, th[0], th[1])
+def _from_invariants(inv: Invariants, potential):
+    """The local energy e(x, theta) = potential(I(x), theta) of one term."""
 
-    return e
+    def local(x, th):
+        return potential(values(inv, x[None])[0], th)
 
-
-def _bend_local(mm3: bool):
-    def e(x, th):
-        d, d2 = bend_deviation(x, _I3, _ONE, th[1:2])
-        return (mm3_bend(d, d2, th[0]) if mm3 else harmonic_bend(d2, th[0]))[0]
-
-    return e
+    return local
 
 
-def _torsion_local(x, th):
-    """Fourier torsion plus torsion-stretch: th = [V1, V2, V3, k_ts, r0, length scale].
-    One local for both families, so that the Hessian compiles one dihedral batch."""
-    phi = dihedrals(x, _I4, _ONE)[0]
-    r = distances(x, jnp.array([[1, 2]]), _ONE)[0] * th[5]
-    return fourier_torsion(phi, th[0], th[1], th[2]) + mm3_torsion_stretch(r - th[4], phi, th[3])
+_STRETCH = {mm3: bonded.stretch_potential(mm3) for mm3 in (False, True)}
+_BEND = {mm3: bonded.bend_potential(mm3) for mm3 in (False, True)}
+_LOCAL = {
+    pot: _from_invariants(inv, pot)
+    for inv, pot in [
+        *((bonded.STRETCH, f) for f in _STRETCH.values()),
+        *((bonded.BEND, f) for f in _BEND.values()),
+        (bonded.TORSION, bonded.torsion_potential),
+        (bonded.STRETCH_BEND, bonded.stretch_bend_potential),
+        (bonded.BEND_BEND, bonded.bend_bend_potential),
+    ]
+}
+
+
+def _bonded(name, atoms, mask, theta, inv: Invariants, potential) -> Family:
+    return Family(name, atoms, mask, theta, _LOCAL[potential], invariants=inv, potential=potential)
 
 
 def _oop_local(x, th):
     return harmonic_out_of_plane(out_of_plane(x, _I4, _ONE)[0], th[0])
-
-
-def _stretch_bend_local(x, th):
-    # th = [k, r0_ij, r0_jk, theta0, scale_ij, scale_jk]
-    r1 = distances(x, jnp.array([[0, 1]]), _ONE)[0] * th[4]
-    r2 = distances(x, jnp.array([[1, 2]]), _ONE)[0] * th[5]
-    dth, _ = bend_deviation(x, _I3, _ONE, th[3:4])
-    return stretch_bend(r1 - th[1], r2 - th[2], dth[0], th[0])
-
-
-def _bend_bend_local(x, th):
-    # th = [k1, k2, theta0_1, theta0_2]
-    d, _ = bend_deviation(x, _BB_ANGLES, jnp.ones((2,), bool), th[2:4])
-    return mm3_bend_bend(d[0], d[1], th[0], th[1])
 
 
 def families(
@@ -148,27 +141,30 @@ def families(
         return inv_f[atoms[:, a]] * inv_f[atoms[:, b]]
 
     out = [
-        Family(
+        _bonded(
             "stretch",
             terms.bond_atoms,
             terms.bond_mask,
             jnp.stack([p[bp[:, 0]], p[bp[:, 1]], scale(terms.bond_atoms, 0, 1)], -1),
-            _stretch_local(mm3),
+            bonded.STRETCH,
+            _STRETCH[mm3],
         ),
-        Family(
+        _bonded(
             "bend",
             terms.angle_atoms,
             terms.angle_mask,
             jnp.stack([p[ap[:, 0]], p[ap[:, 1]] * DEG_TO_RAD], -1),
-            _bend_local(mm3),
+            bonded.BEND,
+            _BEND[mm3],
         ),
-        Family(
+        _bonded(
             "torsion",
             terms.torsion_atoms,
             terms.torsion_mask,
             jnp.concatenate([jnp.stack([p[tp[:, 0]], p[tp[:, 1]], p[tp[:, 2]]], -1),
                              _columns(tp.shape[0], 0.0, 0.0, 1.0)], -1),
-            _torsion_local,
+            bonded.TORSION,
+            bonded.torsion_potential,
         ),
         Family(
             "out_of_plane",
@@ -177,7 +173,7 @@ def families(
             p[terms.improper_params[:, :1]],
             _oop_local,
         ),
-        Family(
+        _bonded(
             "stretch_bend",
             terms.sb_atoms,
             terms.sb_mask,
@@ -186,37 +182,41 @@ def families(
                  scale(terms.sb_atoms, 0, 1), scale(terms.sb_atoms, 1, 2)],
                 -1,
             ),
-            _stretch_bend_local,
+            bonded.STRETCH_BEND,
+            bonded.stretch_bend_potential,
         ),
     ]
     if terms.bb_atoms.shape[0]:
         bb = terms.bb_params
-        out.append(Family(
+        out.append(_bonded(
             "bend_bend",
             terms.bb_atoms,
             terms.bb_mask,
             jnp.stack([p[bb[:, 0]], p[bb[:, 1]], p[bb[:, 2]] * DEG_TO_RAD,
                        p[bb[:, 3]] * DEG_TO_RAD], -1),
-            _bend_bend_local,
+            bonded.BEND_BEND,
+            bonded.bend_bend_potential,
         ))
     if terms.ts_atoms.shape[0]:
         ts = terms.ts_params
-        out.append(Family(
+        out.append(_bonded(
             "torsion_stretch",
             terms.ts_atoms,
             terms.ts_mask,
             jnp.concatenate([_columns(ts.shape[0], 0.0, 0.0, 0.0), jnp.stack(
                 [p[ts[:, 0]], p[ts[:, 1]], scale(terms.ts_atoms, 1, 2)], -1)], -1),
-            _torsion_local,
+            bonded.TORSION,
+            bonded.torsion_potential,
         ))
     if terms.ub_atoms.shape[0]:
         ub = terms.ub_params
-        out.append(Family(
+        out.append(_bonded(
             "urey_bradley",
             terms.ub_atoms,
             terms.ub_mask,
             jnp.stack([p[ub[:, 0]], p[ub[:, 1]], scale(terms.ub_atoms, 0, 1)], -1),
-            _stretch_local(False),  # harmonic in both forms
+            bonded.STRETCH,
+            _STRETCH[False],  # harmonic in both forms
         ))
     out.append(_nonbonded_family(p, terms, mm3, settings.dielectric))
     return tuple(out)
@@ -264,7 +264,11 @@ def _local_coords(coords: Array, fam: Family) -> Array:
 def _family_energies(coords: Array, fam: Family) -> Array:
     if fam.atoms.shape[0] == 0:
         return jnp.zeros((0,), coords.dtype)
-    e = jax.vmap(fam.local)(_local_coords(coords, fam), fam.theta)
+    x = _local_coords(coords, fam)
+    if fam.invariants is not None:
+        e = jax.vmap(fam.potential)(values(fam.invariants, x), fam.theta)
+    else:
+        e = jax.vmap(fam.local)(x, fam.theta)
     return jnp.where(fam.mask, e, 0.0)
 
 
@@ -322,8 +326,12 @@ def _scatter_family_hessian(h: Array, x: Array, fam: Family) -> Array:
     m, k = fam.atoms.shape
     if m == 0:
         return h
-    hess = fam.local_hessian if fam.local_hessian is not None else jax.hessian(fam.local)
-    local = jax.vmap(hess)(_local_coords(x, fam), fam.theta)
+    xl = _local_coords(x, fam)
+    if fam.invariants is not None:
+        local = local_hessians(fam.invariants, fam.potential, xl, fam.theta)
+    else:
+        hess = fam.local_hessian if fam.local_hessian is not None else jax.hessian(fam.local)
+        local = jax.vmap(hess)(xl, fam.theta)
     local = jnp.where(fam.mask[:, None, None, None, None], local, 0.0)  # (m, k, 3, k, 3)
     rows = jnp.broadcast_to(fam.atoms[:, :, None], (m, k, k))
     cols = jnp.broadcast_to(fam.atoms[:, None, :], (m, k, k))
@@ -359,16 +367,32 @@ def hessian(
     """Cartesian Hessian d2E/dx2, kcal/(mol Å^2), shape (3N, 3N), assembled
     from per-term local Hessians (differentiable in parameters and coordinates)."""
     n = coords.shape[0]
+    parent, scale = terms.atom_site_parent, terms.atom_site_scale
     h_site = jnp.zeros((n, 3, n, 3), coords.dtype)
     h_atom = jnp.zeros((n, 3, n, 3), coords.dtype)
     sites = _sites(coords, terms)
     for fam in _merged(families(full_params, terms, form, settings)):
         if fam.space == "site":
             h_site = _scatter_family_hessian(h_site, sites, fam)
-        else:
-            h_atom = _scatter_family_hessian(h_atom, coords, fam)
-    h = site_map_transpose(h_site, terms.atom_site_parent, terms.atom_site_scale) + h_atom
+        elif fam.atoms.shape[0]:  # nonbonded pairs: dense blocks in sites and real positions
+            h_ss, h_sx, h_xx = pair_hessian_blocks(
+                sites, coords, fam.atoms[:, ::2], _pair_derivatives(sites, coords, fam, form,
+                                                                   settings))
+            h_site = h_site + h_ss
+            mixed = site_map_rows(h_sx, parent, scale)  # Aᵀ H_sx
+            h_atom = h_atom + mixed + jnp.transpose(mixed, (2, 3, 0, 1)) + h_xx
+    h = site_map_transpose(h_site, parent, scale) + h_atom
     return h.reshape(3 * n, 3 * n)
+
+
+def _pair_derivatives(sites: Array, coords: Array, fam: Family, form: str, settings: Settings):
+    """:func:`pair_derivatives` of the nonbonded family's pairs (zero rows where masked)."""
+    i, j = fam.atoms[:, 0], fam.atoms[:, 2]
+    d_s, d_x = sites[j] - sites[i], coords[j] - coords[i]
+    rho2 = jnp.where(fam.mask, jnp.sum(d_s * d_s, axis=-1), 1.0)
+    r2 = jnp.where(fam.mask, jnp.sum(d_x * d_x, axis=-1), 1.0)
+    out = pair_derivatives(rho2, r2, fam.theta, form == "mm3", settings.dielectric)
+    return jnp.where(fam.mask[:, None], out, 0.0)
 
 
 # --- conveniences taking a ForceField and a System ----------------------------------

@@ -62,6 +62,12 @@ def dihedrals(
     m1 = jnp.cross(n1, b1_unit)
     x = jnp.sum(n1 * n2, axis=-1)
     y = jnp.sum(m1 * n2, axis=-1)
+    return dihedral_from(x, y)
+
+
+def dihedral_from(x: Array, y: Array) -> Array:
+    """The dihedral -atan2(y, x) from x = n1 . n2 and y = m1 . n2 = -|b1| b0 . (b1 x b2)
+    (n1 = b0 x b1, n2 = b1 x b2, m1 = n1 x b1/|b1|); 0 where both vanish."""
     # atan2(y, x) with y,x -> 0 only for collinear atoms (excluded by topology)
     safe = (x * x + y * y) > 1e-30
     return jnp.where(safe, -jnp.arctan2(jnp.where(safe, y, 0.0), jnp.where(safe, x, 1.0)), 0.0)
@@ -102,9 +108,14 @@ def bend_deviation(
     """
     u = _safe(coords[idx[:, 0]] - coords[idx[:, 1]], mask, _EX)
     v = _safe(coords[idx[:, 2]] - coords[idx[:, 1]], mask, _EY)
-    cross = jnp.cross(u, v)
+    return bend_deviation_from(jnp.cross(u, v), jnp.sum(u * v, axis=-1), theta0)
+
+
+def bend_deviation_from(
+    cross: Float[Array, "n 3"], c: Float[Array, " n"], theta0: Float[Array, " n"]
+) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+    """:func:`bend_deviation` from the bond vectors' cross product u x v and dot product u . v."""
     s2 = jnp.sum(cross * cross, axis=-1)
-    c = jnp.sum(u * v, axis=-1)
     delta = jnp.arctan2(safe_norm(cross), -c)  # pi - theta
     x = s2 / jnp.where(c < 0.0, c * c, 1.0)  # tan^2(delta) when obtuse
     # the series is used only within ~0.6 degrees of linearity; elsewhere delta*delta
@@ -117,4 +128,13 @@ def bend_deviation(
     return a - delta, a * a - 2.0 * a * delta + delta_sq
 
 
-__all__ = ["safe_norm", "distances", "angles", "bend_deviation", "dihedrals", "out_of_plane"]
+__all__ = [
+    "safe_norm",
+    "distances",
+    "angles",
+    "bend_deviation",
+    "bend_deviation_from",
+    "dihedrals",
+    "dihedral_from",
+    "out_of_plane",
+]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from q2jax.terms.coulomb import coulomb
 from q2jax.terms.sites import vdw_taper
@@ -39,9 +39,22 @@ def pair_energies(
 ) -> tuple[Array, Array]:
     """(van der Waals, electrostatic) energies, kcal/mol: vdW scale * taper(|d_real|) *
     vdW(|d_site|; r*, eps) (MM3 exp-6 or Lennard-Jones) and 332.06 qq / (eps_r |d_site|)."""
+    return pair_energies_from(jnp.sum(d_site * d_site, axis=-1), jnp.sum(d_real * d_real, axis=-1),
+                              theta, mm3, dielectric)
+
+
+def pair_energies_from(
+    rho2: Float[Array, ...],
+    r2: Float[Array, ...],
+    theta: Float[Array, "... 8"],
+    mm3: bool,
+    dielectric: float = 1.0,
+) -> tuple[Array, Array]:
+    """:func:`pair_energies` from the squared site distance rho2 = |d_site|^2 and the
+    squared real distance r2 = |d_real|^2 (Å^2)."""
     vdw = mm3_buckingham if mm3 else lennard_jones
-    rho = jnp.sqrt(jnp.sum(d_site * d_site, axis=-1))
-    r = jnp.sqrt(jnp.sum(d_real * d_real, axis=-1))
+    rho = jnp.sqrt(rho2)
+    r = jnp.sqrt(r2)
     rstar = jnp.where(theta[..., 2] != 0.0, theta[..., 0], 1.0)
     taper = vdw_taper(r, theta[..., 6], theta[..., 7])
     e_vdw = theta[..., 2] * taper * vdw(rho, rstar, theta[..., 1])
@@ -67,4 +80,80 @@ def pair_local(mm3: bool, dielectric: float = 1.0):
     return local, local_hessian
 
 
-__all__ = ["pair_coefficients", "pair_energies", "pair_local"]
+def pair_derivatives(
+    rho2: Float[Array, " n"],
+    r2: Float[Array, " n"],
+    theta: Float[Array, "n 8"],
+    mm3: bool,
+    dielectric: float = 1.0,
+) -> Float[Array, "n 5"]:
+    """First and second partials of each pair's energy phi(rho2, r2) (:func:`pair_energies_from`)
+    in its squared site and real distances: [phi_1, phi_2, phi_11, phi_12, phi_22]."""
+
+    def phi(a, b):
+        e_vdw, e_ele = pair_energies_from(a, b, theta, mm3, dielectric)
+        return e_vdw + e_ele
+
+    one, zero = jnp.ones_like(rho2), jnp.zeros_like(rho2)
+
+    def slope(a, b, da, db):  # phi is elementwise: its partial along (da, db) per pair
+        return jax.jvp(phi, (a, b), (da, db))[1]
+
+    return jnp.stack([
+        slope(rho2, r2, one, zero),
+        slope(rho2, r2, zero, one),
+        jax.jvp(lambda a: slope(a, r2, one, zero), (rho2,), (one,))[1],
+        jax.jvp(lambda b: slope(rho2, b, one, zero), (r2,), (one,))[1],
+        jax.jvp(lambda b: slope(rho2, b, zero, one), (r2,), (one,))[1],
+    ], axis=-1)
+
+
+def pair_hessian_blocks(
+    sites: Float[Array, "atoms 3"],
+    coords: Float[Array, "atoms 3"],
+    pairs: Int[Array, "n 2"],
+    derivatives: Float[Array, "n 5"],
+) -> tuple[Array, Array, Array]:
+    """Hessian blocks (H_ss, H_sx, H_xx), each (atoms, 3, atoms, 3), of the pair energy
+    sum phi(rho2_ij, r2_ij) in the sites s and the real positions x, given each pair's
+    :func:`pair_derivatives` (zero rows for absent pairs).
+
+    With d = s_j - s_i (or x_j - x_i), a pair's 3 x 3 blocks in its separations are
+    K_ss = 4 phi_11 d_s d_sᵀ + 2 phi_1 I, K_sx = 4 phi_12 d_s d_xᵀ,
+    K_xx = 4 phi_22 d_x d_xᵀ + 2 phi_2 I; block (i, j != i) of the Hessian is -K_ij and
+    block (i, i) is sum_j K_ij (translation invariance). Nonbonded pairs cover most atom
+    pairs, so the blocks are built on dense (atoms x atoms) tables: only the five
+    derivatives per pair are scattered. The atom-space Hessian is
+    Aᵀ H_ss A + Aᵀ H_sx + H_xs A + H_xx for the site map s = A x.
+    """
+    n = sites.shape[0]
+    i, j = pairs[:, 0], pairs[:, 1]
+    dense = jnp.zeros((n, n, 5), derivatives.dtype).at[i, j].add(derivatives)
+    f1, f2, f11, f12, f22 = jnp.moveaxis(dense.at[j, i].add(derivatives), -1, 0)
+    d_s = sites[None, :, :] - sites[:, None, :]
+    d_x = coords[None, :, :] - coords[:, None, :]
+    return _laplacian(f11, d_s, d_s, f1), _laplacian(f12, d_s, d_x), _laplacian(f22, d_x, d_x, f2)
+
+
+def _laplacian(c, u, v, c0=None) -> Float[Array, "n 3 n 3"]:
+    """Blocks -K_ij off the diagonal and sum_j K_ij on it, K_ij = 4 c_ij u_ij v_ijᵀ + 2 c0_ij I."""
+    n = c.shape[0]
+    eye = jnp.eye(3, dtype=u.dtype)
+    k = 4.0 * c[:, None, :, None] * jnp.transpose(u, (0, 2, 1))[:, :, :, None] * v[:, None]
+    # the diagonal sums as a contraction of their own (fused into the elementwise
+    # assembly, XLA recomputes the row sum for every element)
+    diag = 4.0 * jnp.einsum("ij,ija,ijb->iab", c, u, v)
+    if c0 is not None:
+        k = k + 2.0 * c0[:, None, :, None] * eye[None, :, None, :]
+        diag = diag + 2.0 * jnp.sum(c0, axis=1)[:, None, None] * eye
+    return jnp.eye(n, dtype=u.dtype)[:, None, :, None] * diag[:, :, None, :] - k
+
+
+__all__ = [
+    "pair_coefficients",
+    "pair_energies",
+    "pair_energies_from",
+    "pair_derivatives",
+    "pair_hessian_blocks",
+    "pair_local",
+]
