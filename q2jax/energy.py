@@ -40,18 +40,20 @@ from q2jax.forcefield import ForceField, Settings
 from q2jax.system import System, Terms
 from q2jax.terms import (
     bonded,
+    dense_pair_table,
     harmonic_out_of_plane,
     out_of_plane,
     pair_coefficients,
     pair_derivatives,
     pair_energies,
+    pair_gradients,
     pair_hessian_blocks,
     pair_local,
     site_coordinates,
     site_map_rows,
     site_map_transpose,
 )
-from q2jax.terms.invariants import Invariants, local_hessians, values
+from q2jax.terms.invariants import local_gradients, local_hessians, values
 from q2jax.units import DEG_TO_RAD
 
 # Non-degenerate stand-in geometries for padded (masked) terms, so that their
@@ -73,10 +75,10 @@ class Family(NamedTuple):
 
     ``space`` says which coordinates the atoms index: ``"site"`` (bonded terms,
     at the atoms' sites) or ``"atom"`` (nonbonded pairs). A family with
-    ``invariants`` has the local energy ``potential(I(x), theta)``
-    (``q2jax.terms.invariants``) and its Hessian by the chain rule; otherwise
-    ``local_hessian``, if given, replaces ``jax.hessian(local)`` (same signature,
-    result (k, 3, k, 3)).
+    ``bonded`` (``q2jax.terms.bonded``) has the local energy
+    potential(internal(I(x)), theta) and its Hessian by the chain rule through
+    the invariants I; otherwise ``local_hessian``, if given, replaces
+    ``jax.hessian(local)`` (same signature, result (k, 3, k, 3)).
     """
 
     name: str
@@ -86,35 +88,29 @@ class Family(NamedTuple):
     local: Callable[[Array, Array], Array]
     space: str = "site"
     local_hessian: Callable[[Array, Array], Array] | None = None
-    invariants: Invariants | None = None
-    potential: Callable[[Array, Array], Array] | None = None
+    bonded: bonded.Bonded | None = None
 
 
-def _from_invariants(inv: Invariants, potential):
-    """The local energy e(x, theta) = potential(I(x), theta) of one term."""
+def _local(fam: bonded.Bonded):
+    """The local energy e(x, theta) = potential(internal(I(x)), theta) of one term."""
 
     def local(x, th):
-        return potential(values(inv, x[None])[0], th)
+        return fam.potential(fam.internal(values(fam.invariants, x[None])[0]), th)
 
     return local
 
 
-_STRETCH = {mm3: bonded.stretch_potential(mm3) for mm3 in (False, True)}
-_BEND = {mm3: bonded.bend_potential(mm3) for mm3 in (False, True)}
+_STRETCH = {mm3: bonded.stretch(mm3) for mm3 in (False, True)}
+_BEND = {mm3: bonded.bend(mm3) for mm3 in (False, True)}
 _LOCAL = {
-    pot: _from_invariants(inv, pot)
-    for inv, pot in [
-        *((bonded.STRETCH, f) for f in _STRETCH.values()),
-        *((bonded.BEND, f) for f in _BEND.values()),
-        (bonded.TORSION, bonded.torsion_potential),
-        (bonded.STRETCH_BEND, bonded.stretch_bend_potential),
-        (bonded.BEND_BEND, bonded.bend_bend_potential),
-    ]
+    fam: _local(fam)
+    for fam in (*_STRETCH.values(), *_BEND.values(), bonded.TORSION_FAMILY,
+                bonded.STRETCH_BEND_FAMILY, bonded.BEND_BEND_FAMILY)
 }
 
 
-def _bonded(name, atoms, mask, theta, inv: Invariants, potential) -> Family:
-    return Family(name, atoms, mask, theta, _LOCAL[potential], invariants=inv, potential=potential)
+def _bonded(name, atoms, mask, theta, fam: bonded.Bonded) -> Family:
+    return Family(name, atoms, mask, theta, _LOCAL[fam], bonded=fam)
 
 
 def _oop_local(x, th):
@@ -146,7 +142,6 @@ def families(
             terms.bond_atoms,
             terms.bond_mask,
             jnp.stack([p[bp[:, 0]], p[bp[:, 1]], scale(terms.bond_atoms, 0, 1)], -1),
-            bonded.STRETCH,
             _STRETCH[mm3],
         ),
         _bonded(
@@ -154,7 +149,6 @@ def families(
             terms.angle_atoms,
             terms.angle_mask,
             jnp.stack([p[ap[:, 0]], p[ap[:, 1]] * DEG_TO_RAD], -1),
-            bonded.BEND,
             _BEND[mm3],
         ),
         _bonded(
@@ -163,8 +157,7 @@ def families(
             terms.torsion_mask,
             jnp.concatenate([jnp.stack([p[tp[:, 0]], p[tp[:, 1]], p[tp[:, 2]]], -1),
                              _columns(tp.shape[0], 0.0, 0.0, 1.0)], -1),
-            bonded.TORSION,
-            bonded.torsion_potential,
+            bonded.TORSION_FAMILY,
         ),
         Family(
             "out_of_plane",
@@ -182,8 +175,7 @@ def families(
                  scale(terms.sb_atoms, 0, 1), scale(terms.sb_atoms, 1, 2)],
                 -1,
             ),
-            bonded.STRETCH_BEND,
-            bonded.stretch_bend_potential,
+            bonded.STRETCH_BEND_FAMILY,
         ),
     ]
     if terms.bb_atoms.shape[0]:
@@ -194,8 +186,7 @@ def families(
             terms.bb_mask,
             jnp.stack([p[bb[:, 0]], p[bb[:, 1]], p[bb[:, 2]] * DEG_TO_RAD,
                        p[bb[:, 3]] * DEG_TO_RAD], -1),
-            bonded.BEND_BEND,
-            bonded.bend_bend_potential,
+            bonded.BEND_BEND_FAMILY,
         ))
     if terms.ts_atoms.shape[0]:
         ts = terms.ts_params
@@ -205,8 +196,7 @@ def families(
             terms.ts_mask,
             jnp.concatenate([_columns(ts.shape[0], 0.0, 0.0, 0.0), jnp.stack(
                 [p[ts[:, 0]], p[ts[:, 1]], scale(terms.ts_atoms, 1, 2)], -1)], -1),
-            bonded.TORSION,
-            bonded.torsion_potential,
+            bonded.TORSION_FAMILY,
         ))
     if terms.ub_atoms.shape[0]:
         ub = terms.ub_params
@@ -215,7 +205,6 @@ def families(
             terms.ub_atoms,
             terms.ub_mask,
             jnp.stack([p[ub[:, 0]], p[ub[:, 1]], scale(terms.ub_atoms, 0, 1)], -1),
-            bonded.STRETCH,
             _STRETCH[False],  # harmonic in both forms
         ))
     out.append(_nonbonded_family(p, terms, mm3, settings.dielectric))
@@ -265,8 +254,10 @@ def _family_energies(coords: Array, fam: Family) -> Array:
     if fam.atoms.shape[0] == 0:
         return jnp.zeros((0,), coords.dtype)
     x = _local_coords(coords, fam)
-    if fam.invariants is not None:
-        e = jax.vmap(fam.potential)(values(fam.invariants, x), fam.theta)
+    if fam.bonded is not None:
+        b = fam.bonded
+        e = jax.vmap(lambda i, th: b.potential(b.internal(i), th))(values(b.invariants, x),
+                                                                   fam.theta)
     else:
         e = jax.vmap(fam.local)(x, fam.theta)
     return jnp.where(fam.mask, e, 0.0)
@@ -317,9 +308,40 @@ def energy(
     return total
 
 
-def gradient(full_params, coords, terms, form="harmonic", settings=Settings()):
-    """dE/dx, kcal/(mol Å), shape (atoms, 3)."""
-    return jax.grad(energy, argnums=1)(full_params, coords, terms, form, settings)
+def gradient(
+    full_params: Float[Array, " p_all"],
+    coords: Float[Array, "atoms 3"],
+    terms: Terms,
+    form: str = "harmonic",
+    settings: Settings = Settings(),
+) -> Float[Array, "atoms 3"]:
+    """dE/dx, kcal/(mol Å), shape (atoms, 3), assembled like :func:`hessian` from per-term
+    gradients (the bonded ones by the chain rule through their invariants); in a program
+    that also computes the Hessian at the same geometry, XLA computes the shared per-term
+    derivatives once."""
+    n = coords.shape[0]
+    parent, scale = terms.atom_site_parent, terms.atom_site_scale
+    g_site = jnp.zeros((n, 3), coords.dtype)
+    g_atom = jnp.zeros((n, 3), coords.dtype)
+    sites = _sites(coords, terms)
+    for fam in _merged(families(full_params, terms, form, settings)):
+        if fam.atoms.shape[0] == 0:
+            continue
+        if fam.space == "site":
+            xl = _local_coords(sites, fam)
+            if fam.bonded is not None:
+                b = fam.bonded
+                local = local_gradients(b.invariants, b.internal, b.potential, xl, fam.theta)
+            else:
+                local = jax.vmap(jax.grad(fam.local))(xl, fam.theta)
+            local = jnp.where(fam.mask[:, None, None], local, 0.0)
+            g_site = g_site.at[fam.atoms].add(local)
+        else:
+            table = _pair_table(sites, coords, fam, form, settings)
+            g_s, g_x = pair_gradients(sites, coords, table)
+            g_site = g_site + g_s
+            g_atom = g_atom + g_x
+    return site_map_rows(g_site, parent, scale) + g_atom
 
 
 def _scatter_family_hessian(h: Array, x: Array, fam: Family) -> Array:
@@ -327,8 +349,9 @@ def _scatter_family_hessian(h: Array, x: Array, fam: Family) -> Array:
     if m == 0:
         return h
     xl = _local_coords(x, fam)
-    if fam.invariants is not None:
-        local = local_hessians(fam.invariants, fam.potential, xl, fam.theta)
+    if fam.bonded is not None:
+        b = fam.bonded
+        local = local_hessians(b.invariants, b.internal, b.potential, xl, fam.theta)
     else:
         hess = fam.local_hessian if fam.local_hessian is not None else jax.hessian(fam.local)
         local = jax.vmap(hess)(xl, fam.theta)
@@ -376,8 +399,7 @@ def hessian(
             h_site = _scatter_family_hessian(h_site, sites, fam)
         elif fam.atoms.shape[0]:  # nonbonded pairs: dense blocks in sites and real positions
             h_ss, h_sx, h_xx = pair_hessian_blocks(
-                sites, coords, fam.atoms[:, ::2], _pair_derivatives(sites, coords, fam, form,
-                                                                   settings))
+                sites, coords, _pair_table(sites, coords, fam, form, settings))
             h_site = h_site + h_ss
             mixed = site_map_rows(h_sx, parent, scale)  # Aᵀ H_sx
             h_atom = h_atom + mixed + jnp.transpose(mixed, (2, 3, 0, 1)) + h_xx
@@ -385,14 +407,15 @@ def hessian(
     return h.reshape(3 * n, 3 * n)
 
 
-def _pair_derivatives(sites: Array, coords: Array, fam: Family, form: str, settings: Settings):
-    """:func:`pair_derivatives` of the nonbonded family's pairs (zero rows where masked)."""
+def _pair_table(sites: Array, coords: Array, fam: Family, form: str, settings: Settings):
+    """:func:`pair_derivatives` of the nonbonded family's pairs on a dense table."""
     i, j = fam.atoms[:, 0], fam.atoms[:, 2]
     d_s, d_x = sites[j] - sites[i], coords[j] - coords[i]
     rho2 = jnp.where(fam.mask, jnp.sum(d_s * d_s, axis=-1), 1.0)
     r2 = jnp.where(fam.mask, jnp.sum(d_x * d_x, axis=-1), 1.0)
     out = pair_derivatives(rho2, r2, fam.theta, form == "mm3", settings.dielectric)
-    return jnp.where(fam.mask[:, None], out, 0.0)
+    return dense_pair_table(fam.atoms[:, ::2], jnp.where(fam.mask[:, None], out, 0.0),
+                            coords.shape[0])
 
 
 # --- conveniences taking a ForceField and a System ----------------------------------

@@ -16,10 +16,12 @@ from q2jax.terms.geometry import (
 )
 from q2jax.terms.oop import harmonic_out_of_plane
 from q2jax.terms.pairs import (
+    dense_pair_table,
     pair_coefficients,
     pair_derivatives,
     pair_energies,
     pair_energies_from,
+    pair_gradients,
     pair_hessian_blocks,
     pair_local,
 )
@@ -34,6 +36,7 @@ __all__ = [
     "bend_deviation",
     "bend_deviation_from",
     "coulomb",
+    "dense_pair_table",
     "dihedral_from",
     "dihedrals",
     "distances",
@@ -52,6 +55,7 @@ __all__ = [
     "pair_energies",
     "pair_derivatives",
     "pair_energies_from",
+    "pair_gradients",
     "pair_hessian_blocks",
     "pair_local",
     "safe_norm",

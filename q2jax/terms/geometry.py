@@ -19,7 +19,7 @@ def _safe(vec: Float[Array, "n 3"], mask: Bool[Array, " n"], fill: Array) -> Flo
     return jnp.where(mask[:, None], vec, fill)
 
 
-def safe_norm(v: Float[Array, "... 3"], eps: float = 1e-30) -> Float[Array, ...]:
+def safe_norm(v: Float[Array, "*batch 3"], eps: float = 1e-30) -> Float[Array, ...]:
     """|v| with a finite derivative at v = 0 (for masked or degenerate entries)."""
     sq = jnp.sum(v * v, axis=-1)
     safe_sq = jnp.where(sq > eps, sq, 1.0)
@@ -112,9 +112,18 @@ def bend_deviation(
 
 
 def bend_deviation_from(
-    cross: Float[Array, "n 3"], c: Float[Array, " n"], theta0: Float[Array, " n"]
-) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+    cross: Float[Array, "*batch 3"], c: Float[Array, "*batch"], theta0: Float[Array, "*batch"]
+) -> tuple[Float[Array, "*batch"], Float[Array, "*batch"]]:
     """:func:`bend_deviation` from the bond vectors' cross product u x v and dot product u . v."""
+    return deviation_from_supplement(*bend_supplement(cross, c), theta0)
+
+
+def bend_supplement(
+    cross: Float[Array, "*batch 3"], c: Float[Array, "*batch"]
+) -> tuple[Float[Array, "*batch"], Float[Array, "*batch"]]:
+    """(delta, delta^2) with delta = pi - theta, from u x v and u . v; delta^2 from the
+    series of atan(sqrt(x))^2 within ~0.6 degrees of linearity, so it stays smooth there
+    (see :func:`bend_deviation`)."""
     s2 = jnp.sum(cross * cross, axis=-1)
     delta = jnp.arctan2(safe_norm(cross), -c)  # pi - theta
     x = s2 / jnp.where(c < 0.0, c * c, 1.0)  # tan^2(delta) when obtuse
@@ -123,7 +132,12 @@ def bend_deviation_from(
     near_linear = (c < 0.0) & (x < 1e-4)
     xs = jnp.where(near_linear, x, 0.0)
     h_small = 1.0 - 2.0 * xs / 3.0 + 23.0 * xs * xs / 45.0
-    delta_sq = jnp.where(near_linear, xs * h_small, delta * delta)
+    return delta, jnp.where(near_linear, xs * h_small, delta * delta)
+
+
+def deviation_from_supplement(delta, delta_sq, theta0):
+    """(theta - theta0, (theta - theta0)^2) = (A - delta, A^2 - 2 A delta + delta^2),
+    A = pi - theta0."""
     a = jnp.pi - theta0
     return a - delta, a * a - 2.0 * a * delta + delta_sq
 
@@ -134,6 +148,8 @@ __all__ = [
     "angles",
     "bend_deviation",
     "bend_deviation_from",
+    "bend_supplement",
+    "deviation_from_supplement",
     "dihedrals",
     "dihedral_from",
     "out_of_plane",

@@ -4,20 +4,23 @@ A bonded term over k atoms sees its geometry through a few bond vectors
 b = V x (V a fixed nb x k matrix of +-1, so b is translation invariant) and,
 through those, through a few polynomials of degree 2 or 3 in b: dot products
 b_p . b_q, cross-product components (b_p x b_q)_i and the triple product
-b_p . (b_q x b_r). Its energy is e(x) = f(I(b(x)), theta). Because the
-polynomials have fixed coefficient tensors (I_m = bᵀ M_m b, or W_m[b, b, b]),
-their derivatives are exact and cheap:
+b_p . (b_q x b_r). From these it forms 1-3 internal coordinates q(I) (bond
+lengths, bend angles, dihedrals), and its energy is e = potential(q, theta).
+Because the polynomials have fixed coefficient tensors (I_m = bᵀ M_m b, or
+W_m[b, b, b]), their derivatives are exact and cheap:
 
     ∇I_m = 2 M_m b,  ∇²I_m = 2 M_m          (quadratic)
     ∇I_m = 3 W_m b b, ∇²I_m = 6 W_m b       (cubic)
 
-and the term's gradient and Hessian in its atoms' coordinates are
+and by the chain rule, with G = ∂I/∂x,
 
-    ∇e = Σ_m f_m ∇I_m,   ∇²e = Gᵀ (∂²f/∂I²) G + Σ_m f_m ∇²I_m,   G = ∂I/∂x,
+    ∇e = Σ_m F1_m ∇I_m,   ∇²e = Gᵀ F2 G + Σ_m F1_m ∇²I_m,
+    F1 = e_qᵀ ∂q/∂I,   F2 = (∂q/∂I)ᵀ e_qq (∂q/∂I) + Σ_k e_q,k ∂²q_k/∂I²,
 
-exactly the derivatives of the composition, with only the derivatives of the
-small function f (a few scalars) depending on the parameters. Batched over
-terms, the tensor contractions are matrix products with fixed matrices.
+exactly the derivatives of the composition. Only e_q and e_qq (a few scalars
+per term) depend on the parameters, so the parameter derivative of the
+Hessian is cheap; batched over terms, the tensor contractions are matrix
+products with fixed matrices.
 """
 
 from __future__ import annotations
@@ -120,33 +123,45 @@ def _gradients_b(inv: Invariants, b: Array) -> tuple[Array, Array | None]:
     return jnp.concatenate(out, axis=1), wb
 
 
-def _derivatives_f(f, i_val, theta):
-    """(∂f/∂I, ∂²f/∂I²) of each term, by forward mode (m is small)."""
+def _value_jacobian_hessian(fn, z, *args):
+    """fn(z, *args), its Jacobian and Hessian in z, by forward mode (z has 1-8 entries)."""
 
-    def grad(i, th):
-        g = jax.jacfwd(f)(i, th)
-        return g, g
+    def first(y):
+        jac, val = jax.jacfwd(lambda w: (fn(w, *args),) * 2, has_aux=True)(y)
+        return jac, (jac, val)
+
+    hess, (jac, val) = jax.jacfwd(first, has_aux=True)(z)
+    return val, jac, hess
+
+
+def _chain(internal, potential, i_val, theta):
+    """(F1, F2) = first and second derivatives of potential(internal(I), theta) in I."""
 
     def one(i, th):
-        h, g = jax.jacfwd(grad, has_aux=True)(i, th)
-        return g, h
+        q, q1, q2 = _value_jacobian_hessian(internal, i)  # geometry only
+        _, e1, e2 = _value_jacobian_hessian(potential, q, th)
+        f1 = e1 @ q1
+        f2 = q1.T @ e2 @ q1 + jnp.einsum("k,kmn->mn", e1, q2)
+        return f1, f2
 
     return jax.vmap(one)(i_val, theta)
 
 
 def local_hessians(
     inv: Invariants,
-    f: Callable[[Array, Array], Array],
+    internal: Callable[[Array], Array],
+    potential: Callable[[Array, Array], Array],
     x: Float[Array, "t k 3"],
     theta: Float[Array, "t p"],
 ) -> Float[Array, "t k 3 k 3"]:
-    """Hessians of e = f(I(x), theta) for a batch of terms: Gᵀ f'' G + Σ f_m ∇²I_m."""
+    """Hessians of e = potential(internal(I(x)), theta) for a batch of terms:
+    Gᵀ F2 G + Σ_m F1_m ∇²I_m (module docstring)."""
     t, k, _ = x.shape
     v3 = jnp.asarray(np.kron(inv.vectors, np.eye(3)), x.dtype)  # (3nb, 3k): b = v3 x
     b = _bond_vectors(inv, x)
     g_b, wb = _gradients_b(inv, b)
     i_val = jnp.einsum("tmp,tp->tm", g_b, b) * _degree_weights(inv, x.dtype)
-    f1, f2 = _derivatives_f(f, i_val, theta)
+    f1, f2 = _chain(internal, potential, i_val, theta)
     g_x = jnp.einsum("tmp,px->tmx", g_b, v3)
     h = jnp.einsum("tma,tmn,tnb->tab", g_x, f2, g_x)
     m2 = inv.quadratic.shape[0]
@@ -159,15 +174,24 @@ def local_hessians(
     return h.reshape(t, k, 3, k, 3)
 
 
-def local_gradients(inv, f, x, theta) -> Float[Array, "t k 3"]:
-    """Gradients of e = f(I(x), theta): Σ_m f_m ∇I_m."""
+def local_gradients(
+    inv: Invariants,
+    internal: Callable[[Array], Array],
+    potential: Callable[[Array, Array], Array],
+    x: Float[Array, "t k 3"],
+    theta: Float[Array, "t p"],
+) -> Float[Array, "t k 3"]:
+    """Gradients of e = potential(internal(I(x)), theta) for a batch of terms: Σ_m F1_m ∇I_m
+    (the same intermediate values as :func:`local_hessians`, so that a program computing both
+    computes them once)."""
     t, k, _ = x.shape
     v3 = jnp.asarray(np.kron(inv.vectors, np.eye(3)), x.dtype)
     b = _bond_vectors(inv, x)
     g_b, _ = _gradients_b(inv, b)
     i_val = jnp.einsum("tmp,tp->tm", g_b, b) * _degree_weights(inv, x.dtype)
-    f1 = jax.vmap(jax.grad(f))(i_val, theta)
-    return jnp.einsum("tm,tmp,px->tx", f1, g_b, v3).reshape(t, k, 3)
+    f1, _ = _chain(internal, potential, i_val, theta)
+    g_x = jnp.einsum("tmp,px->tmx", g_b, v3)
+    return jnp.einsum("tm,tmx->tx", f1, g_x).reshape(t, k, 3)
 
 
 def _degree_weights(inv: Invariants, dtype) -> Array:
