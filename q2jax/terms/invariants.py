@@ -155,22 +155,24 @@ def local_hessians(
     theta: Float[Array, "t p"],
 ) -> Float[Array, "t k 3 k 3"]:
     """Hessians of e = potential(internal(I(x)), theta) for a batch of terms:
-    Gᵀ F2 G + Σ_m F1_m ∇²I_m (module docstring)."""
+    Gᵀ F2 G + Σ_m F1_m ∇²I_m (module docstring), the second term from the fixed tensors
+    Vᵀ M V and Vᵀ W V (atom coordinates) as matrix products."""
     t, k, _ = x.shape
-    v3 = jnp.asarray(np.kron(inv.vectors, np.eye(3)), x.dtype)  # (3nb, 3k): b = v3 x
+    v3 = np.kron(inv.vectors, np.eye(3))  # (3nb, 3k): b = v3 x
     b = _bond_vectors(inv, x)
-    g_b, wb = _gradients_b(inv, b)
+    g_b, _ = _gradients_b(inv, b)
     i_val = jnp.einsum("tmp,tp->tm", g_b, b) * _degree_weights(inv, x.dtype)
     f1, f2 = _chain(internal, potential, i_val, theta)
-    g_x = jnp.einsum("tmp,px->tmx", g_b, v3)
-    h = jnp.einsum("tma,tmn,tnb->tab", g_x, f2, g_x)
+    g_x = jnp.einsum("tmp,px->tmx", g_b, jnp.asarray(v3, x.dtype))
+    h = jnp.einsum("tma,tmn,tnb->tab", g_x, f2, g_x).reshape(t, -1)
     m2 = inv.quadratic.shape[0]
-    curv_b = 0.0
     if m2:
-        curv_b = 2.0 * jnp.einsum("tm,mpq->tpq", f1[:, :m2], jnp.asarray(inv.quadratic, x.dtype))
-    if wb is not None:
-        curv_b = curv_b + 6.0 * jnp.einsum("tm,tmpq->tpq", f1[:, m2:], wb)
-    h = h + jnp.einsum("pa,tpq,qb->tab", v3, curv_b, v3)
+        quad_x = np.einsum("pa,mpq,qb->mab", v3, inv.quadratic, v3).reshape(m2, -1)
+        h = h + 2.0 * f1[:, :m2] @ jnp.asarray(quad_x, x.dtype)
+    if inv.cubic.shape[0]:
+        cubic_x = np.einsum("pa,mpqr,qb->mrab", v3, inv.cubic, v3).reshape(-1, (3 * k) ** 2)
+        f1_b = (f1[:, m2:, None] * b[:, None, :]).reshape(t, -1)  # ∇²W[b,b,b] = 6 W b
+        h = h + 6.0 * f1_b @ jnp.asarray(cubic_x, x.dtype)
     return h.reshape(t, k, 3, k, 3)
 
 
