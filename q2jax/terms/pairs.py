@@ -91,13 +91,14 @@ def pair_derivatives(
     theta: Float[Array, "n 8"],
     mm3: bool,
     dielectric: float = 1.0,
-) -> Float[Array, "n 5"]:
+) -> Float[Array, "n 4"]:
     """First and second partials of each pair's energy phi(rho2, r2) (:func:`pair_energies_from`)
-    in its squared site and real distances: [phi_1, phi_2, phi_11, phi_12, phi_22].
+    in its squared site and real distances: [phi_1, phi_2, phi_11, phi_12].
 
     phi = s T(r2) eps u(rho2) + C(rho2) (s the vdW scale, T the taper, u the unit-depth
     van der Waals curve, C the Coulomb energy), differentiated in closed form (the nested
-    forward-mode derivatives cost several times more in the parameter gradient)."""
+    forward-mode derivatives cost several times more in the parameter gradient). phi_22 = 0:
+    only the taper depends on r2, and it is linear in r2 (:func:`vdw_taper`)."""
     vdw = mm3_buckingham_in_r2 if mm3 else lennard_jones_in_r2
     rstar = jnp.where(theta[..., 2] != 0.0, theta[..., 0], 1.0)
     u, u1, u2 = vdw(rho2, rstar)
@@ -108,23 +109,23 @@ def pair_derivatives(
         return vdw_taper(jnp.sqrt(w), theta[..., 6], theta[..., 7])
 
     t, t1 = jax.jvp(taper, (r2,), (one,))
-    t2 = jax.jvp(lambda w: jax.jvp(taper, (w,), (one,))[1], (r2,), (one,))[1]
     a = theta[..., 2] * theta[..., 1]
-    return jnp.stack([a * t * u1 + c1, a * t1 * u, a * t * u2 + c2, a * t1 * u1, a * t2 * u], -1)
+    return jnp.stack([a * t * u1 + c1, a * t1 * u, a * t * u2 + c2, a * t1 * u1], -1)
 
 
 def dense_pair_table(
-    pairs: Int[Array, "n 2"], derivatives: Float[Array, "n 5"], n_atoms: int
-) -> Float[Array, "5 atoms atoms"]:
+    pairs: Int[Array, "n 2"], derivatives: Float[Array, "n d"], n_atoms: int
+) -> Float[Array, "d atoms atoms"]:
     """The pairs' :func:`pair_derivatives` on a dense symmetric (atoms x atoms) table
     (zero where there is no pair, or for pair rows of zeros)."""
     i, j = pairs[:, 0], pairs[:, 1]
-    dense = jnp.zeros((n_atoms, n_atoms, 5), derivatives.dtype).at[i, j].add(derivatives)
+    dense = jnp.zeros((n_atoms, n_atoms, derivatives.shape[1]), derivatives.dtype)
+    dense = dense.at[i, j].add(derivatives)
     return jnp.moveaxis(dense.at[j, i].add(derivatives), -1, 0)
 
 
 def pair_gradients(
-    sites: Float[Array, "atoms 3"], coords: Float[Array, "atoms 3"], table: Float[Array, "5 n n"]
+    sites: Float[Array, "atoms 3"], coords: Float[Array, "atoms 3"], table: Float[Array, "4 n n"]
 ) -> tuple[Array, Array]:
     """Gradient of the pair energy in the sites and in the real positions, each (atoms, 3),
     from :func:`dense_pair_table`: dE/ds_i = -2 sum_j phi_1,ij (s_j - s_i), likewise in x."""
@@ -135,7 +136,7 @@ def pair_gradients(
 
 
 def pair_hessian_blocks(
-    sites: Float[Array, "atoms 3"], coords: Float[Array, "atoms 3"], table: Float[Array, "5 n n"]
+    sites: Float[Array, "atoms 3"], coords: Float[Array, "atoms 3"], table: Float[Array, "4 n n"]
 ) -> tuple[Array, Array, Array]:
     """Hessian blocks (H_ss, H_sx, H_xx), each (atoms, 3, atoms, 3), of the pair energy
     sum phi(rho2_ij, r2_ij) in the sites s and the real positions x, from the pairs'
@@ -143,16 +144,16 @@ def pair_hessian_blocks(
 
     With d = s_j - s_i (or x_j - x_i), a pair's 3 x 3 blocks in its separations are
     K_ss = 4 phi_11 d_s d_sᵀ + 2 phi_1 I, K_sx = 4 phi_12 d_s d_xᵀ,
-    K_xx = 4 phi_22 d_x d_xᵀ + 2 phi_2 I; block (i, j != i) of the Hessian is -K_ij and
+    K_xx = 2 phi_2 I (phi_22 = 0); block (i, j != i) of the Hessian is -K_ij and
     block (i, i) is sum_j K_ij (translation invariance). Nonbonded pairs cover most atom
-    pairs, so the blocks are built on dense (atoms x atoms) tables: only the five
+    pairs, so the blocks are built on dense (atoms x atoms) tables: only the four
     derivatives per pair are scattered. The atom-space Hessian is
     Aᵀ H_ss A + Aᵀ H_sx + H_xs A + H_xx for the site map s = A x.
     """
-    f1, f2, f11, f12, f22 = table
+    f1, f2, f11, f12 = table
     d_s = sites[None, :, :] - sites[:, None, :]
     d_x = coords[None, :, :] - coords[:, None, :]
-    return _laplacian(f11, d_s, d_s, f1), _laplacian(f12, d_s, d_x), _laplacian(f22, d_x, d_x, f2)
+    return _laplacian(f11, d_s, d_s, f1), _laplacian(f12, d_s, d_x), _isotropic_laplacian(f2)
 
 
 def _laplacian(c, u, v, c0=None) -> Float[Array, "n 3 n 3"]:
@@ -167,6 +168,12 @@ def _laplacian(c, u, v, c0=None) -> Float[Array, "n 3 n 3"]:
         k = k + 2.0 * c0[:, None, :, None] * eye[None, :, None, :]
         diag = diag + 2.0 * jnp.sum(c0, axis=1)[:, None, None] * eye
     return jnp.eye(n, dtype=u.dtype)[:, None, :, None] * diag[:, :, None, :] - k
+
+
+def _isotropic_laplacian(c0) -> Float[Array, "n 3 n 3"]:
+    """:func:`_laplacian` of K_ij = 2 c0_ij I: a scalar Laplacian times the 3 x 3 identity."""
+    scalar = 2.0 * (jnp.diag(jnp.sum(c0, axis=1)) - c0)
+    return scalar[:, None, :, None] * jnp.eye(3, dtype=c0.dtype)[None, :, None, :]
 
 
 __all__ = [
