@@ -157,23 +157,27 @@ def pair_hessian_blocks(
 
 
 def _laplacian(c, u, v, c0=None) -> Float[Array, "n 3 n 3"]:
-    """Blocks -K_ij off the diagonal and sum_j K_ij on it, K_ij = 4 c_ij u_ij v_ijᵀ + 2 c0_ij I."""
+    """Blocks -K_ij off the diagonal and sum_j K_ij on it, K_ij = 4 c_ij u_ij v_ijᵀ + 2 c0_ij I.
+
+    Written as einsums and a diagonal-block update so that the parameter gradient (the
+    transpose) is a few contractions and a gather; as broadcasts and masks, XLA's
+    transpose reduces over strided 3 x 3 blocks, about 2.5 times slower."""
     n = c.shape[0]
     eye = jnp.eye(3, dtype=u.dtype)
-    k = 4.0 * c[:, None, :, None] * jnp.transpose(u, (0, 2, 1))[:, :, :, None] * v[:, None]
-    # the diagonal sums as a contraction of their own (fused into the elementwise
-    # assembly, XLA recomputes the row sum for every element)
-    diag = 4.0 * jnp.einsum("ij,ija,ijb->iab", c, u, v)
+    cu = 4.0 * c[:, :, None] * u
+    k = jnp.einsum("ija,ijb->iajb", cu, v)
+    diag = jnp.einsum("ija,ijb->iab", cu, v)
     if c0 is not None:
-        k = k + 2.0 * c0[:, None, :, None] * eye[None, :, None, :]
+        k = k + jnp.einsum("ij,ab->iajb", 2.0 * c0, eye)
         diag = diag + 2.0 * jnp.sum(c0, axis=1)[:, None, None] * eye
-    return jnp.eye(n, dtype=u.dtype)[:, None, :, None] * diag[:, :, None, :] - k
+    atom = jnp.arange(n)
+    return (-k).at[atom, :, atom, :].add(diag)
 
 
 def _isotropic_laplacian(c0) -> Float[Array, "n 3 n 3"]:
     """:func:`_laplacian` of K_ij = 2 c0_ij I: a scalar Laplacian times the 3 x 3 identity."""
     scalar = 2.0 * (jnp.diag(jnp.sum(c0, axis=1)) - c0)
-    return scalar[:, None, :, None] * jnp.eye(3, dtype=c0.dtype)[None, :, None, :]
+    return jnp.einsum("ij,ab->iajb", scalar, jnp.eye(3, dtype=c0.dtype))
 
 
 __all__ = [
