@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from q2jax.energy import energy, hessian
+from q2jax.energy import energy, gradient, hessian
 from q2jax.errors import InputError
 from q2jax.forcefield import ForceField
 from q2jax.reference import ReferenceArrays, ReferenceSet, build_reference_arrays
@@ -325,7 +325,7 @@ def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
             None
         ]
     if opts.stationarity:
-        g = jax.grad(e_fn)(a.coords)
+        g = gradient(fp, a.coords, a.terms, ff.form, ff.settings)
         blocks["stationarity"] = (a.stat_w * jnp.where(a.atom_mask[:, None], g, 0.0)).reshape(-1)
     e_mm = e_fn(x_eval) if r.energy_values is not None else jnp.zeros(())
     return blocks, e_mm

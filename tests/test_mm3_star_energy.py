@@ -2,7 +2,8 @@
 (bend-bend, torsion-stretch, reduced hydrogen sites including the bridging
 hydride's, the C3-H1 pair line, the van der Waals taper, MacroModel's Coulomb
 constant): gradient, Hessian and mixed third derivatives against finite
-differences, padding, and the site map against its definition."""
+differences, padding, the site map against its definition, and the assembled
+gradient, Hessian and parameter derivative against autodiff of the energy."""
 
 from __future__ import annotations
 
@@ -13,10 +14,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from q2jax import energy as energy_module
 from q2jax.energy import energy, families, gradient, hessian
 from q2jax.rh_enamide import load_rh_enamide_set
 from q2jax.system import pad_system
-from q2jax.terms import site_coordinates, site_map_transpose
+from q2jax.terms import (
+    pair_derivatives,
+    pair_energies_from,
+    pair_hessian_blocks,
+    site_coordinates,
+    site_map_rows,
+    site_map_transpose,
+)
 
 K = 1  # structure 2 (38 atoms): bend-bends, torsion-stretches and everything else
 
@@ -147,3 +156,85 @@ def test_site_map_is_the_transpose_of_the_site_coordinates():
     m = rng.normal(size=(3 * n, 3 * n))
     got = jax.jit(site_map_transpose)(jnp.asarray(m).reshape(n, 3, n, 3), parent, scale)
     np.testing.assert_allclose(np.asarray(got).reshape(3 * n, 3 * n), a.T @ m @ a, atol=1e-12)
+
+
+def test_dense_pair_hessian_equals_the_scattered_pair_terms():
+    """The nonbonded Hessian assembled on dense (atoms x atoms) tables (site, mixed and real
+    blocks, then the site map) equals the sum of the per-pair local Hessians (C^T H6 C of the
+    four atoms i, p_i, j, p_j) scattered into the Cartesian Hessian."""
+    ff, s, x = case()
+    t = s.terms
+    form, settings = ff.form, ff.settings
+    n = x.shape[0]
+
+    def scattered(p, x):
+        fam = next(f for f in families(p, t, form, settings) if f.name == "nonbonded")
+        return energy_module._scatter_family_hessian(jnp.zeros((n, 3, n, 3)), x, fam)
+
+    def dense(p, x):
+        fam = next(f for f in families(p, t, form, settings) if f.name == "nonbonded")
+        sites = site_coordinates(x, t.atom_site_parent, t.atom_site_scale)
+        table = energy_module._pair_table(sites, x, fam, form, settings)
+        h_ss, h_sx, h_xx = pair_hessian_blocks(sites, x, table)
+        mixed = site_map_rows(h_sx, t.atom_site_parent, t.atom_site_scale)
+        return (site_map_transpose(h_ss, t.atom_site_parent, t.atom_site_scale) + mixed
+                + jnp.transpose(mixed, (2, 3, 0, 1)) + h_xx)
+
+    p = ff.full_params()
+    want, got = jax.jit(lambda p, x: (scattered(p, x), dense(p, x)))(p, x)
+    scale = float(jnp.max(jnp.abs(want)))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-12 * scale)
+
+
+def test_closed_form_pair_derivatives_equal_autodiff():
+    """pair_derivatives (closed form, MM3 exp-6 and Lennard-Jones) equals forward-mode
+    derivatives of pair_energies_from in rho^2 and r^2 on the structure's pairs (plain,
+    reduced-site, pair-specific and tapered), and d2/d(r^2)^2 vanishes (the taper is linear
+    in r^2), as the dense pair Hessian assumes (it drops that term)."""
+    ff, s, x = case()
+    fam = next(f for f in families(ff.full_params(), s.terms, ff.form, ff.settings)
+               if f.name == "nonbonded")
+    sites = site_coordinates(x, s.terms.atom_site_parent, s.terms.atom_site_scale)
+    i, j = fam.atoms[:, 0], fam.atoms[:, 2]
+    rho2 = jnp.sum((sites[j] - sites[i]) ** 2, axis=-1)
+    r2 = jnp.sum((x[j] - x[i]) ** 2, axis=-1)
+    for mm3 in (True, False):
+        def phi(q, th, mm3=mm3):
+            e_vdw, e_ele = pair_energies_from(q[0], q[1], th, mm3, 1.5)
+            return e_vdw + e_ele
+
+        grad = jax.vmap(jax.grad(phi))(jnp.stack([rho2, r2], -1), fam.theta)
+        hess = jax.vmap(jax.hessian(phi))(jnp.stack([rho2, r2], -1), fam.theta)
+        want = jnp.stack([grad[:, 0], grad[:, 1], hess[:, 0, 0], hess[:, 0, 1]], -1)
+        got = pair_derivatives(rho2, r2, fam.theta, mm3, 1.5)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-11,
+                                   atol=1e-13 * float(jnp.max(jnp.abs(want))))
+        # zero up to rounding in r = sqrt(r2), r * r
+        assert float(jnp.max(jnp.abs(hess[:, 1, 1]))) <= 1e-15 * float(jnp.max(jnp.abs(want)))
+
+
+def test_assembled_derivatives_equal_autodiff_of_the_energy():
+    """gradient() and hessian() (per-term chain rule through the invariants, dense pair
+    tables) equal jax.grad / jax.hessian of the energy, and the Hessian's derivative along a
+    random parameter direction equals that of jax.hessian(energy): the parameter gradient of
+    a Hessian-based objective is the same through either path."""
+    ff, s, x = case()
+    t, form, settings = s.terms, ff.form, ff.settings
+    n3 = 3 * x.shape[0]
+
+    def ours(p):
+        return gradient(p, x, t, form, settings), hessian(p, x, t, form, settings)
+
+    def autodiff(p):
+        h = jax.hessian(energy, argnums=1)(p, x, t, form, settings).reshape(n3, n3)
+        return jax.grad(energy, argnums=1)(p, x, t, form, settings), h
+
+    p = ff.full_params()
+    rng = np.random.default_rng(11)
+    dp = jnp.asarray(rng.normal(size=p.shape)) * jnp.abs(p) * 1e-2
+    (g1, h1), (dg1, dh1) = jax.jit(lambda p, dp: jax.jvp(ours, (p,), (dp,)))(p, dp)
+    (g0, h0), (dg0, dh0) = jax.jit(lambda p, dp: jax.jvp(autodiff, (p,), (dp,)))(p, dp)
+    for a, b in ((g1, g0), (h1, h0), (dg1, dg0), (dh1, dh0)):
+        scale = float(jnp.max(jnp.abs(b)))
+        assert scale > 0.0
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-10 * scale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from q2jax.units import COULOMB_KCAL_MOL_A
@@ -14,4 +15,10 @@ def coulomb(
     return COULOMB_KCAL_MOL_A * qi * qj / (dielectric * r)
 
 
-__all__ = ["coulomb"]
+def coulomb_in_r2(r2: Float[Array, " n"], qq: Float[Array, " n"], dielectric: float = 1.0):
+    """(E, dE/d(r^2), d2E/d(r^2)^2) of E = 332.06 qq / (eps_r r), r^2 in Å^2."""
+    e = COULOMB_KCAL_MOL_A * qq / (dielectric * jnp.sqrt(r2))
+    return e, -e / (2.0 * r2), 3.0 * e / (4.0 * r2 * r2)
+
+
+__all__ = ["coulomb", "coulomb_in_r2"]

@@ -19,7 +19,7 @@ def _safe(vec: Float[Array, "n 3"], mask: Bool[Array, " n"], fill: Array) -> Flo
     return jnp.where(mask[:, None], vec, fill)
 
 
-def safe_norm(v: Float[Array, "... 3"], eps: float = 1e-30) -> Float[Array, ...]:
+def safe_norm(v: Float[Array, "*batch 3"], eps: float = 1e-30) -> Float[Array, ...]:
     """|v| with a finite derivative at v = 0 (for masked or degenerate entries)."""
     sq = jnp.sum(v * v, axis=-1)
     safe_sq = jnp.where(sq > eps, sq, 1.0)
@@ -62,6 +62,12 @@ def dihedrals(
     m1 = jnp.cross(n1, b1_unit)
     x = jnp.sum(n1 * n2, axis=-1)
     y = jnp.sum(m1 * n2, axis=-1)
+    return dihedral_from(x, y)
+
+
+def dihedral_from(x: Array, y: Array) -> Array:
+    """The dihedral -atan2(y, x) from x = n1 . n2 and y = m1 . n2 = -|b1| b0 . (b1 x b2)
+    (n1 = b0 x b1, n2 = b1 x b2, m1 = n1 x b1/|b1|); 0 where both vanish."""
     # atan2(y, x) with y,x -> 0 only for collinear atoms (excluded by topology)
     safe = (x * x + y * y) > 1e-30
     return jnp.where(safe, -jnp.arctan2(jnp.where(safe, y, 0.0), jnp.where(safe, x, 1.0)), 0.0)
@@ -102,9 +108,23 @@ def bend_deviation(
     """
     u = _safe(coords[idx[:, 0]] - coords[idx[:, 1]], mask, _EX)
     v = _safe(coords[idx[:, 2]] - coords[idx[:, 1]], mask, _EY)
-    cross = jnp.cross(u, v)
+    return bend_deviation_from(jnp.cross(u, v), jnp.sum(u * v, axis=-1), theta0)
+
+
+def bend_deviation_from(
+    cross: Float[Array, "*batch 3"], c: Float[Array, "*batch"], theta0: Float[Array, "*batch"]
+) -> tuple[Float[Array, "*batch"], Float[Array, "*batch"]]:
+    """:func:`bend_deviation` from the bond vectors' cross product u x v and dot product u . v."""
+    return deviation_from_supplement(*bend_supplement(cross, c), theta0)
+
+
+def bend_supplement(
+    cross: Float[Array, "*batch 3"], c: Float[Array, "*batch"]
+) -> tuple[Float[Array, "*batch"], Float[Array, "*batch"]]:
+    """(delta, delta^2) with delta = pi - theta, from u x v and u . v; delta^2 from the
+    series of atan(sqrt(x))^2 within ~0.6 degrees of linearity, so it stays smooth there
+    (see :func:`bend_deviation`)."""
     s2 = jnp.sum(cross * cross, axis=-1)
-    c = jnp.sum(u * v, axis=-1)
     delta = jnp.arctan2(safe_norm(cross), -c)  # pi - theta
     x = s2 / jnp.where(c < 0.0, c * c, 1.0)  # tan^2(delta) when obtuse
     # the series is used only within ~0.6 degrees of linearity; elsewhere delta*delta
@@ -112,9 +132,25 @@ def bend_deviation(
     near_linear = (c < 0.0) & (x < 1e-4)
     xs = jnp.where(near_linear, x, 0.0)
     h_small = 1.0 - 2.0 * xs / 3.0 + 23.0 * xs * xs / 45.0
-    delta_sq = jnp.where(near_linear, xs * h_small, delta * delta)
+    return delta, jnp.where(near_linear, xs * h_small, delta * delta)
+
+
+def deviation_from_supplement(delta, delta_sq, theta0):
+    """(theta - theta0, (theta - theta0)^2) = (A - delta, A^2 - 2 A delta + delta^2),
+    A = pi - theta0."""
     a = jnp.pi - theta0
     return a - delta, a * a - 2.0 * a * delta + delta_sq
 
 
-__all__ = ["safe_norm", "distances", "angles", "bend_deviation", "dihedrals", "out_of_plane"]
+__all__ = [
+    "safe_norm",
+    "distances",
+    "angles",
+    "bend_deviation",
+    "bend_deviation_from",
+    "bend_supplement",
+    "deviation_from_supplement",
+    "dihedrals",
+    "dihedral_from",
+    "out_of_plane",
+]

@@ -33,13 +33,15 @@ def site_map_transpose(
     """A^T H A for the linear map s = A x of :func:`site_coordinates`: a Hessian in
     site coordinates as a Hessian in atom coordinates (exact: the map is linear)."""
 
-    def rows(m):  # (A^T m)_j = f_j m_j + sum_{i: p(i) = j} (1 - f_i) m_i, along axis 0
-        w = (1.0 - scale).reshape((-1,) + (1,) * (m.ndim - 1))
-        return scale.reshape(w.shape) * m + jnp.zeros_like(m).at[parent].add(w * m)
+    h = site_map_rows(h, parent, scale)
+    return jnp.moveaxis(site_map_rows(jnp.moveaxis(h, 2, 0), parent, scale), 0, 2)
 
-    h = rows(h)
-    h = jnp.moveaxis(rows(jnp.moveaxis(h, 2, 0)), 0, 2)
-    return h
+
+def site_map_rows(m: Array, parent: Int[Array, " atoms"], scale: Float[Array, " atoms"]) -> Array:
+    """Aᵀ m along the leading (atom) axis of m (the site map s = A x):
+    (Aᵀ m)_j = f_j m_j + sum_{i: p(i) = j} (1 - f_i) m_i."""
+    w = (1.0 - scale).reshape((-1,) + (1,) * (m.ndim - 1))
+    return scale.reshape(w.shape) * m + jnp.zeros_like(m).at[parent].add(w * m)
 
 
 def vdw_taper(
@@ -57,4 +59,4 @@ def vdw_taper(
     return jnp.where(on, s, 1.0)
 
 
-__all__ = ["site_coordinates", "site_map_transpose", "vdw_taper"]
+__all__ = ["site_coordinates", "site_map_rows", "site_map_transpose", "vdw_taper"]
