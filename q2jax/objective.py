@@ -13,6 +13,13 @@ at a geometry chosen by the spec's options:
 - ``hessian_at``: where Hessian-element and eigenmatrix references are
   evaluated ("reference" by default: the QM normal modes live in the QM frame).
 
+The relaxation starts at the reference geometry, or at ``spec.relax_start``
+(:meth:`ObjectiveSpec.with_relax_start`): host-side loops warm-start each
+evaluation at the minima of the previous one (:func:`loss_and_coords` returns
+them), so a few Newton steps suffice. Frequency references may leave out one
+MM mode per molecule, the partner of a given QM mode (``FrequencyData.drop_mode``,
+e.g. a TSFF's reaction coordinate).
+
 ``loss = sum(residuals**2)``; the residual vector includes the L2 rows
 sqrt(λ) (p − p_ref) / scale, so least-squares solvers see the same objective.
 """
@@ -36,6 +43,7 @@ from q2jax.relax import RelaxOptions, relax
 from q2jax.system import System, build_batch
 from q2jax.units import RAD_TO_DEG
 from q2jax.vibrations import (
+    _shifted_internal_matrix,
     eigenmatrix,
     eigenvalue_to_frequency_smooth,
     eigvalsh,
@@ -67,6 +75,7 @@ class ObjectiveSpec(eqx.Module):
     stationarity_weights: Float[Array, " M"]
     saddle_order: Array
     internal_basis: Float[Array, "M N3 L"] | None
+    relax_start: Float[Array, "M N 3"] | None
     n_modes: int = eqx.field(static=True)
     names: tuple[str, ...] = eqx.field(static=True)
     options: ObjectiveOptions = eqx.field(static=True, default=ObjectiveOptions())
@@ -80,6 +89,18 @@ class ObjectiveSpec(eqx.Module):
 
     def with_p_ref(self, p_ref) -> ObjectiveSpec:
         return eqx.tree_at(lambda s: s.p_ref, self, jnp.asarray(p_ref, jnp.float64))
+
+    def with_relax_start(self, coords) -> ObjectiveSpec:
+        """The same objective with the MM relaxation starting at ``coords`` (M, N, 3) Å
+        (a warm start, e.g. the minima of the previous parameters) instead of the
+        reference geometry; references and the reference geometry are unchanged.
+        The minimum reached is the same as long as it stays in the same basin."""
+        c = jnp.asarray(coords, jnp.float64)
+        if c.shape != self.system.coords.shape:
+            raise InputError(
+                f"relax_start has shape {c.shape}, expected {self.system.coords.shape}"
+            )
+        return eqx.tree_at(lambda s: s.relax_start, self, c, is_leaf=lambda x: x is None)
 
 
 def make_objective(
@@ -139,6 +160,7 @@ def make_objective(
         stationarity_weights=jnp.asarray(sw),
         saddle_order=jnp.asarray(ts.astype(np.int32)),
         internal_basis=basis,
+        relax_start=None,
         n_modes=n_modes,
         names=tuple(mm.name for mm in mols),
         options=ObjectiveOptions(frequencies_at, hessian_at, bool(np.any(sw > 0)), relax_options),
@@ -156,22 +178,56 @@ def _internal_bases(batch: System, n_vib: list[int], n_modes: int) -> np.ndarray
     coords, masses, mask = (np.asarray(x) for x in (batch.coords, batch.masses, batch.atom_mask))
     out = np.zeros((coords.shape[0], coords.shape[1] * 3, n_modes))
     for i, k in enumerate(n_vib):
-        p = np.asarray(internal_projector(jnp.asarray(coords[i]), jnp.asarray(masses[i]),
-                                          jnp.asarray(mask[i])))
+        p = np.asarray(
+            internal_projector(jnp.asarray(coords[i]), jnp.asarray(masses[i]), jnp.asarray(mask[i]))
+        )
         w, v = np.linalg.eigh(0.5 * (p + p.T))
         out[i, :, :k] = v[:, -k:]  # eigenvalue 1: the vibrational subspace
     return out
 
 
-def _reference_eigenvalues(h, masses, basis):
-    """Vibrational eigenvalues at the fixed reference geometry (see _internal_bases)."""
+def _reference_matrix(h, masses, basis):
+    """Bᵀ M^(-1/2) H M^(-1/2) B with dead columns shifted above the spectrum."""
     from q2jax.vibrations import mass_weight
 
     m = basis.T @ mass_weight(h, masses) @ basis
     m = 0.5 * (m + m.T)
     live = jnp.sum(basis * basis, axis=0) > 0.5
     bound = jax.lax.stop_gradient(jnp.max(jnp.sum(jnp.abs(m), axis=1)))
-    return eigvalsh(m + jnp.diag(jnp.where(live, 0.0, 10.0 * bound + 1.0)))
+    return m + jnp.diag(jnp.where(live, 0.0, 10.0 * bound + 1.0))
+
+
+def _reference_eigenvalues(h, masses, basis):
+    """Vibrational eigenvalues at the fixed reference geometry (see _internal_bases)."""
+    return eigvalsh(_reference_matrix(h, masses, basis))
+
+
+def _kabsch_rotation(x: Array, y: Array, w: Array) -> Array:
+    """Proper rotation R minimising sum_i w_i |R (x_i - x_c) - (y_i - y_c)|^2
+    (as ``q2jax.modes.kabsch_rotation``; not for differentiation)."""
+    total = jnp.sum(w)
+    xc = x - jnp.sum(w[:, None] * x, 0) / total
+    yc = y - jnp.sum(w[:, None] * y, 0) / total
+    u, _, vt = jnp.linalg.svd((xc * w[:, None]).T @ yc)
+    d = jnp.sign(jnp.linalg.det(vt.T @ u.T))
+    return vt.T @ jnp.diag(jnp.array([1.0, 1.0, d], x.dtype)) @ u.T
+
+
+def _without_drop_partner(lam, modes_mw, x, a: _MolArgs):
+    """``lam`` (L, ascending) with the eigenvalue of the MM mode that overlaps the
+    molecule's drop mode most removed (later entries shift down; the last repeats).
+    ``modes_mw`` (3N, L): mass-weighted MM modes at ``x``, rotated into the reference
+    frame (``a.coords``) before the overlap. The choice carries no gradient."""
+    r = a.refs
+    n, n_modes = x.shape[0], lam.shape[0]
+    w = jnp.where(a.atom_mask, a.masses, 0.0)
+    rot = _kabsch_rotation(jax.lax.stop_gradient(x), a.coords, w)
+    v = jnp.einsum("ab,nbk->nak", rot, modes_mw.reshape(n, 3, n_modes)).reshape(3 * n, n_modes)
+    overlap = (r.freq_drop_modes @ jax.lax.stop_gradient(v)) ** 2
+    order = jnp.arange(n_modes)
+    j = jnp.argmax(jnp.where(order < r.freq_n_vib, overlap, -1.0))
+    has = jnp.any(r.freq_drop_modes != 0.0)
+    return lam[jnp.where(has & (order >= j), jnp.minimum(order + 1, n_modes - 1), order)]
 
 
 # --- per-molecule evaluation ------------------------------------------------------------
@@ -255,10 +311,12 @@ class _MolArgs(NamedTuple):
     stat_w: Array
     saddle: Array
     basis: Array | None
+    relax_start: Array | None
 
 
-def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
-    """Residual blocks of one molecule and its MM energy at the evaluation geometry."""
+def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array, Array]:
+    """Residual blocks of one molecule, its MM energy at the evaluation geometry and
+    the evaluation geometry (the relaxed one where the options ask for it)."""
     ff, n_modes, opts = spec_static
     r = a.refs
 
@@ -281,8 +339,9 @@ def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
         )
     )
     if need_relaxed:
+        x_start = a.coords if a.relax_start is None else a.relax_start
         x_rel = relax(
-            fp, a.coords, a.terms, a.atom_mask, ff.form, ff.settings, opts.relax, a.saddle
+            fp, x_start, a.terms, a.atom_mask, ff.form, ff.settings, opts.relax, a.saddle
         ).coords
     else:
         x_rel = a.coords
@@ -293,10 +352,21 @@ def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
     h_eval = None
     if r.freq_values is not None:
         h_eval = hess(x_eval)
-        if a.basis is not None:  # fixed reference geometry: constant Eckart basis
-            lam = _reference_eigenvalues(h_eval, a.masses, a.basis)
+        if r.freq_drop_modes is None:
+            if a.basis is not None:  # fixed reference geometry: constant Eckart basis
+                lam = _reference_eigenvalues(h_eval, a.masses, a.basis)
+            else:
+                lam = vibrational_eigenvalues(h_eval, x_eval, a.masses, n_modes, a.atom_mask)
         else:
-            lam = vibrational_eigenvalues(h_eval, x_eval, a.masses, n_modes, a.atom_mask)
+            if a.basis is not None:
+                m = _reference_matrix(h_eval, a.masses, a.basis)
+                lam = eigvalsh(m)
+                modes = a.basis @ jnp.linalg.eigh(jax.lax.stop_gradient(m))[1]
+            else:
+                m = _shifted_internal_matrix(h_eval, x_eval, a.masses, a.atom_mask)
+                lam = eigvalsh(m)[:n_modes]
+                modes = jnp.linalg.eigh(jax.lax.stop_gradient(m))[1][:, :n_modes]
+            lam = _without_drop_partner(lam, modes, x_eval, a)
         nu = eigenvalue_to_frequency_smooth(lam)[r.freq_index]
         blocks["frequency"] = r.freq_weights * (nu - r.freq_values)
     if r.eig_values is not None or r.hess_values is not None:
@@ -328,11 +398,15 @@ def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array]:
         g = gradient(fp, a.coords, a.terms, ff.form, ff.settings)
         blocks["stationarity"] = (a.stat_w * jnp.where(a.atom_mask[:, None], g, 0.0)).reshape(-1)
     e_mm = e_fn(x_eval) if r.energy_values is not None else jnp.zeros(())
-    return blocks, e_mm
+    return blocks, e_mm, x_eval
 
 
-def residual_blocks(params: Float[Array, " p"], spec: ObjectiveSpec) -> dict[str, Array]:
-    """Weighted residuals by reference kind (each block flattened over molecules)."""
+def residual_blocks_and_coords(
+    params: Float[Array, " p"], spec: ObjectiveSpec
+) -> tuple[dict[str, Array], Float[Array, "M N 3"]]:
+    """(:func:`residual_blocks`, the geometries the frequencies were evaluated at):
+    the MM minima for ``frequencies_at="relaxed"`` (warm starts for the next
+    evaluation, see :meth:`ObjectiveSpec.with_relax_start`), else the reference ones."""
     ff = spec.forcefield
     fp = ff.full_params(params)
     s = spec.system
@@ -345,9 +419,10 @@ def residual_blocks(params: Float[Array, " p"], spec: ObjectiveSpec) -> dict[str
         spec.stationarity_weights,
         spec.saddle_order,
         spec.internal_basis,
+        spec.relax_start,
     )
     static = (ff, spec.n_modes, spec.options)
-    blocks, e_mm = jax.vmap(lambda a: _molecule_blocks(fp, a, static))(args)
+    blocks, e_mm, x_eval = jax.vmap(lambda a: _molecule_blocks(fp, a, static))(args)
     out = {k: v.reshape(-1) for k, v in blocks.items()}
     r = spec.refs
     if r.energy_values is not None:
@@ -364,7 +439,12 @@ def residual_blocks(params: Float[Array, " p"], spec: ObjectiveSpec) -> dict[str
         pos = spec.lam > 0
         root = jnp.where(pos, jnp.sqrt(jnp.where(pos, spec.lam, 1.0)), 0.0)
         out["regularization"] = root * (params - spec.p_ref) / spec.reg_scale
-    return out
+    return out, jax.lax.stop_gradient(x_eval)
+
+
+def residual_blocks(params: Float[Array, " p"], spec: ObjectiveSpec) -> dict[str, Array]:
+    """Weighted residuals by reference kind (each block flattened over molecules)."""
+    return residual_blocks_and_coords(params, spec)[0]
 
 
 def residuals(params: Float[Array, " p"], spec: ObjectiveSpec) -> Float[Array, " r"]:
@@ -375,12 +455,20 @@ def residuals(params: Float[Array, " p"], spec: ObjectiveSpec) -> Float[Array, "
 
 def loss(params: Float[Array, " p"], spec: ObjectiveSpec) -> Float[Array, ""]:
     """sum(residuals^2) = data misfit + λ ||(p - p_ref)/scale||^2."""
-    blocks = residual_blocks(params, spec)
+    return loss_and_coords(params, spec)[0]
+
+
+def loss_and_coords(
+    params: Float[Array, " p"], spec: ObjectiveSpec
+) -> tuple[Float[Array, ""], Float[Array, "M N 3"]]:
+    """(:func:`loss`, evaluation geometries) -- for ``jax.value_and_grad(...,
+    has_aux=True)`` in host-side loops that warm-start the next relaxation."""
+    blocks, coords = residual_blocks_and_coords(params, spec)
     data = sum(jnp.sum(v * v) for k, v in blocks.items() if k != "regularization")
     if "regularization" not in blocks:
-        return data
+        return data, coords
     d = (params - spec.p_ref) / spec.reg_scale
-    return data + spec.lam * jnp.sum(d * d)
+    return data + spec.lam * jnp.sum(d * d), coords
 
 
 def loss_breakdown(params, spec: ObjectiveSpec) -> dict[str, float]:
@@ -394,7 +482,9 @@ __all__ = [
     "ObjectiveSpec",
     "make_objective",
     "residual_blocks",
+    "residual_blocks_and_coords",
     "residuals",
     "loss",
+    "loss_and_coords",
     "loss_breakdown",
 ]

@@ -48,12 +48,20 @@ class FrequencyData:
 
     ``weight`` is a scalar or one weight per mode. For transition states,
     ``skip_imaginary`` gives the imaginary QM modes zero weight.
+
+    ``drop_mode``: a mass-weighted QM normal mode (3N,), e.g. the reaction coordinate
+    of a transition state fitted as an MM minimum (TSFF). The MM mode with the largest
+    squared overlap with it (MM modes at the evaluation geometry, rotated into the
+    reference frame by a mass-weighted Kabsch fit; chosen outside the differentiated
+    path) is left out of the sorted MM spectrum, and ``values`` must then be the QM
+    frequencies *without* that mode (3N-7 of them at most).
     """
 
     molecule: int
     values: np.ndarray
     weight: float | np.ndarray = 1.0
     skip_imaginary: bool = False
+    drop_mode: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -136,11 +144,21 @@ class ReferenceSet:
             mol = self.molecules[d.molecule]
             if isinstance(d, FrequencyData):
                 v = np.asarray(d.values, float)
-                if v.ndim != 1 or v.size > mol.n_vibrations or not np.all(np.isfinite(v)):
+                room = mol.n_vibrations - (d.drop_mode is not None)
+                if v.ndim != 1 or v.size > room or not np.all(np.isfinite(v)):
                     raise InputError(
-                        f"{mol.name}: {v.size} reference frequencies for {mol.n_vibrations} "
+                        f"{mol.name}: {v.size} reference frequencies for {room} "
                         "vibrations (or non-finite values)"
                     )
+                if d.drop_mode is not None:
+                    q = np.asarray(d.drop_mode, float)
+                    if q.shape != (3 * mol.n_atoms,) or not np.all(np.isfinite(q)):
+                        raise InputError(
+                            f"{mol.name}: drop_mode must be a finite vector of 3N = "
+                            f"{3 * mol.n_atoms} values, got shape {q.shape}"
+                        )
+                    if abs(np.linalg.norm(q) - 1.0) > 1e-6:
+                        raise InputError(f"{mol.name}: drop_mode must be a unit vector")
             elif isinstance(d, HessianData | EigenmatrixData):
                 validate_hessian(d.hessian, mol.n_atoms, name=f"{mol.name} QM Hessian")
             elif isinstance(d, GeometryData):
@@ -214,6 +232,8 @@ class ReferenceArrays(eqx.Module):
     freq_values: Float[Array, "M L"] | None = None
     freq_weights: Float[Array, "M L"] | None = None
     freq_index: Int[Array, "M L"] | None = None  # MM mode compared with each QM mode
+    freq_drop_modes: Float[Array, "M N3"] | None = None  # QM mode whose MM partner is left out
+    freq_n_vib: Int[Array, " M"] | None = None  # vibrations of each molecule (with drop modes)
     eig_modes: Float[Array, "M N3 L"] | None = None
     eig_values: Float[Array, "M L"] | None = None
     eig_weights: Float[Array, "M L"] | None = None
@@ -270,6 +290,16 @@ def build_reference_arrays(refs: ReferenceSet, n_atoms: int, n_modes: int) -> Re
             freq_weights=wts,
             freq_index=np.tile(np.arange(n_modes, dtype=np.int32), (m_count, 1)),
         )
+        drops = [d for d in refs.data if isinstance(d, FrequencyData) and d.drop_mode is not None]
+        if drops:
+            q = np.zeros((m_count, 3 * n_atoms))
+            for d in drops:
+                v = np.asarray(d.drop_mode, float)
+                q[d.molecule, : v.size] = v
+            out.update(
+                freq_drop_modes=q,
+                freq_n_vib=np.array([m.n_vibrations for m in mols], np.int32),
+            )
     if "eigenmatrix" in kinds:
         modes = np.zeros((m_count, 3 * n_atoms, n_modes))
         vals = np.zeros((m_count, n_modes))

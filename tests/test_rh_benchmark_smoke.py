@@ -138,3 +138,47 @@ def test_published_tsff_honest_figures_on_structure_1(one):
     assert m["freq_rmsd_cm1"] < 0.5 * m["freq_rmsd_all_sorted_cm1"]
     assert m["qm_imaginary_cm1"] == pytest.approx(-705.89)
     assert m["frequency_consistency_cm1"] < 1e-3
+
+
+def test_relaxed_fit_objective_is_the_honest_figure_on_structure_1(one):
+    """The relaxed fit's objective at the MM minimum of structure 1 (published final):
+    its frequency block is the honest RC-dropped frequency RMSD squared (up to the
+    smooth low-frequency map below 50 cm^-1), its Cartesian block the geometry RMSD
+    times the weight; a warm start at the honest minimum reaches the same minimum."""
+    from q2jax.objective import residual_blocks_and_coords
+
+    spec0 = rb.make_spec(one, "reference")
+    modes_fn = rb._make_modes_fn(one.forcefield, spec0.n_modes)
+    h = rb.honest_figures(one.forcefield, one, modes_fn, rb.qm_reaction_modes(one))
+    m = next(iter(h["molecules"].values()))
+    spec = rb.make_relaxed_spec(one)
+    w = np.asarray(spec.refs.freq_weights)[0]
+    k = one.molecules[0].n_vibrations
+    assert np.allclose(w[: k - 1], 1.0 / np.sqrt(k - 1)) and not np.any(w[k - 1 :])
+    x_honest = None
+    for _ in range(3):  # relax from the QM geometry (<= 15 steps per call)
+        blocks, x = jax.jit(residual_blocks_and_coords)(one.forcefield.params, spec)
+        if x_honest is not None and float(jnp.max(jnp.abs(x - x_honest))) < 1e-6:
+            break
+        x_honest = x
+        spec = spec.with_relax_start(x)
+    freq = float(jnp.sqrt(jnp.sum(blocks["frequency"] ** 2)))
+    assert freq == pytest.approx(m["freq_rmsd_cm1"], abs=0.5)
+    geom = float(blocks["cartesian"][0]) / rb.GEOMETRY_WEIGHT
+    assert geom == pytest.approx(m["geom_rmsd_angstrom"], abs=2e-3)
+
+
+def test_parameter_subset_maps_steps_and_bounds(one):
+    """ParameterSubset: z = 0 is the start; one unit of z is one step size; bounds map."""
+    ff = one.forcefield
+    mask = rb.parameter_mask(ff, "force_constants")
+    assert mask.sum() == 31  # the values the published final changed
+    sub = rb.ParameterSubset.of(ff, mask)
+    p0 = np.asarray(ff.params)
+    assert np.allclose(np.asarray(sub.full(jnp.zeros(31))), p0)
+    p1 = np.asarray(sub.full(jnp.ones(31)))
+    assert np.allclose(p1[mask] - p0[mask], ff.get_step_sizes()[mask])
+    assert np.array_equal(p1[~mask], p0[~mask])
+    lo, hi = rb.fit_bounds(ff)
+    assert np.allclose(p0[mask] + sub.lower * sub.step, lo[mask])
+    assert np.allclose(p0[mask] + sub.upper * sub.step, hi[mask])

@@ -170,3 +170,147 @@ def test_bad_objective_inputs():
         ReferenceSet.from_qm([c.molecule], [c.hessian[:9, :9]])
     with pytest.raises(InputError):
         make_objective(ff, ReferenceSet.from_qm([c.molecule], [c.hessian]), p_ref=np.zeros(3))
+
+
+def test_warm_started_relaxation_same_minimum_and_gradient():
+    """``with_relax_start``: starting the relaxation at a nearby geometry (here the
+    minimum of slightly different parameters) reaches the same MM minimum, so loss,
+    gradient and the returned geometry equal the cold start's; the geometry returned by
+    ``loss_and_coords`` is stationary; the warm-started gradient matches central finite
+    differences."""
+    from q2jax.energy import gradient
+    from q2jax.objective import loss_and_coords
+    from q2jax.system import build_system
+
+    c = ch3f()
+    m0 = c.molecule
+    ff = ForceField.from_molecules([m0], "mm3")
+    ff = ff.with_params(ff.params * jnp.asarray([1.1, 1.02, 0.9, 0.98, 1.2, 1.01, 0.8, 0.99]))
+    refs = ReferenceSet.from_qm([m0], [c.hessian], frequency_weight=0.1)
+    refs.add(CartesianData(0, np.asarray(m0.coords), 5.0))
+    cold = make_objective(ff, refs, relax_options=TIGHT)
+    lc = jax.jit(loss_and_coords)
+    _, x_near = lc(ff.params * 1.01, cold)
+    warm = cold.with_relax_start(x_near)
+    vg = jax.jit(jax.value_and_grad(loss))
+    (v_cold, g_cold), (v_warm, g_warm) = vg(ff.params, cold), vg(ff.params, warm)
+    assert float(v_warm) == pytest.approx(float(v_cold), rel=1e-9)
+    np.testing.assert_allclose(
+        np.asarray(g_warm),
+        np.asarray(g_cold),
+        rtol=1e-6,
+        atol=1e-8 * float(jnp.max(jnp.abs(g_cold))),
+    )
+    _, x_star = lc(ff.params, warm)
+    s = build_system(ff, m0)
+    g = gradient(ff.full_params(), x_star[0], s.terms, ff.form, ff.settings)
+    assert float(jnp.max(jnp.abs(g))) < 1e-8
+    assert float(jnp.max(jnp.abs(x_star[0] - x_near[0]))) > 1e-4  # it did move
+    lj = jax.jit(loss)
+    p0 = np.asarray(ff.params)
+    steps = 1e-5 * np.maximum(1.0, np.abs(p0))
+    fd = np.array(
+        [
+            (float(lj(jnp.asarray(p0 + e), warm)) - float(lj(jnp.asarray(p0 - e), warm)))
+            / (2 * e[i])
+            for i, e in enumerate(np.diag(steps))
+        ]
+    )
+    np.testing.assert_allclose(np.asarray(g_warm), fd, rtol=1e-6, atol=1e-6 * np.max(np.abs(fd)))
+    from q2jax.errors import InputError
+
+    with pytest.raises(InputError):
+        cold.with_relax_start(np.zeros((2, 3)))
+
+
+def _numpy_normal_modes(h, x, masses):
+    """Eigenvalues and mass-weighted modes of the Eckart-projected Hessian (NumPy)."""
+    sm = np.repeat(np.sqrt(masses), 3)
+    c = x - (masses[:, None] * x).sum(0) / masses.sum()
+    vecs = []
+    for a in range(3):
+        t = np.zeros_like(x)
+        t[:, a] = 1.0
+        vecs.append((t * np.sqrt(masses)[:, None]).ravel())
+        vecs.append((np.cross(np.eye(3)[a], c) * np.sqrt(masses)[:, None]).ravel())
+    q, _ = np.linalg.qr(np.array(vecs).T)
+    p = np.eye(len(sm)) - q @ q.T
+    w, v = np.linalg.eigh(p @ (h / np.outer(sm, sm)) @ p)
+    keep = np.argsort(np.abs(w))[6:]
+    keep = keep[np.argsort(w[keep])]
+    return w[keep], v[:, keep]
+
+
+@pytest.mark.parametrize("where", ["relaxed", "reference"])
+def test_frequency_drop_mode_matches_numpy_and_finite_differences(where):
+    """FrequencyData.drop_mode: the MM mode overlapping the given QM mode most (after
+    rotating the MM modes into the reference frame) leaves the sorted comparison; checked
+    against a NumPy normal-mode analysis of the same MM Hessian, with the relaxation
+    started from a rotated copy of the molecule (so the rotation matters); gradient vs
+    central finite differences."""
+    from q2jax.energy import hessian
+    from q2jax.modes import kabsch_rotation
+    from q2jax.objective import residual_blocks_and_coords
+    from q2jax.reference import qm_modes
+    from q2jax.units import EIGENVALUE_TO_CM1
+
+    c = ch3f()
+    m0 = c.molecule
+    ff = ForceField.from_molecules([m0], "mm3")
+    ff = ff.with_params(ff.params * jnp.asarray([1.1, 1.02, 0.9, 0.98, 1.2, 1.01, 0.8, 0.99]))
+    _, q = qm_modes(np.asarray(c.hessian), m0, m0.n_vibrations, m0.n_atoms)
+    drop = q[:, 3]  # the umbrella bend, 1495 cm^-1 (A1, not degenerate)
+    qm_nu = np.delete(np.asarray(c.frequencies, float), 3)
+    refs = ReferenceSet([m0]).add(FrequencyData(0, qm_nu, 0.5, drop_mode=drop))
+    spec = make_objective(ff, refs, relax_options=TIGHT, frequencies_at=where)
+    x_qm = np.asarray(m0.coords)
+    if where == "relaxed":
+        ang = 1.2
+        rot = np.array([[1, 0, 0], [0, np.cos(ang), -np.sin(ang)], [0, np.sin(ang), np.cos(ang)]])
+        spec = spec.with_relax_start(((x_qm - x_qm.mean(0)) @ rot.T)[None])
+    blocks, x = residual_blocks_and_coords(ff.params, spec)
+    x = np.asarray(x[0])
+    from q2jax.system import build_system
+
+    s = build_system(ff, m0)
+    h = np.asarray(hessian(ff.full_params(), jnp.asarray(x), s.terms, ff.form, ff.settings))
+    masses = np.asarray(m0.masses)
+    w, v = _numpy_normal_modes(h, x, masses)
+    r = kabsch_rotation(x, x_qm, masses)
+    v_qm = np.einsum("ab,nbk->nak", r, v.reshape(5, 3, 9)).reshape(15, 9)
+    ov = (drop @ v_qm) ** 2
+    j = int(np.argmax(ov))
+    assert ov[j] > 0.5
+    if where == "relaxed":  # without the rotation the overlap would pick poorly
+        assert (drop @ v[:, j]) ** 2 < 0.5 * ov[j]
+    nu = np.sign(w) * np.sqrt(np.abs(w)) * EIGENVALUE_TO_CM1
+    want = 0.5 * (np.delete(nu, j) - qm_nu)
+    np.testing.assert_allclose(np.asarray(blocks["frequency"])[:8], want, rtol=1e-7, atol=1e-6)
+
+    vg = jax.jit(jax.value_and_grad(loss))
+    lj = jax.jit(loss)
+    _, grad = vg(ff.params, spec)
+    p0 = np.asarray(ff.params)
+    steps = 1e-5 * np.maximum(1.0, np.abs(p0))
+    fd = np.array(
+        [
+            (float(lj(jnp.asarray(p0 + e), spec)) - float(lj(jnp.asarray(p0 - e), spec)))
+            / (2 * e[i])
+            for i, e in enumerate(np.diag(steps))
+        ]
+    )
+    np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6, atol=1e-6 * np.max(np.abs(fd)))
+
+
+def test_frequency_drop_mode_inputs():
+    from q2jax.errors import InputError
+
+    c = ch3f()
+    m0 = c.molecule
+    nu = np.asarray(c.frequencies, float)
+    with pytest.raises(InputError, match="reference frequencies"):
+        ReferenceSet([m0]).add(FrequencyData(0, nu, drop_mode=np.eye(15)[0])).validate()
+    with pytest.raises(InputError, match="3N"):
+        ReferenceSet([m0]).add(FrequencyData(0, nu[1:], drop_mode=np.ones(9) / 3)).validate()
+    with pytest.raises(InputError, match="unit vector"):
+        ReferenceSet([m0]).add(FrequencyData(0, nu[1:], drop_mode=np.ones(15))).validate()
