@@ -202,17 +202,6 @@ def _reference_eigenvalues(h, masses, basis):
     return eigvalsh(_reference_matrix(h, masses, basis))
 
 
-def _kabsch_rotation(x: Array, y: Array, w: Array) -> Array:
-    """Proper rotation R minimising sum_i w_i |R (x_i - x_c) - (y_i - y_c)|^2
-    (as ``q2jax.modes.kabsch_rotation``; not for differentiation)."""
-    total = jnp.sum(w)
-    xc = x - jnp.sum(w[:, None] * x, 0) / total
-    yc = y - jnp.sum(w[:, None] * y, 0) / total
-    u, _, vt = jnp.linalg.svd((xc * w[:, None]).T @ yc)
-    d = jnp.sign(jnp.linalg.det(vt.T @ u.T))
-    return vt.T @ jnp.diag(jnp.array([1.0, 1.0, d], x.dtype)) @ u.T
-
-
 def _without_drop_partner(lam, modes_mw, x, a: _MolArgs):
     """``lam`` (L, ascending) with the eigenvalue of the MM mode that overlaps the
     molecule's drop mode most removed (later entries shift down; the last repeats).
@@ -221,7 +210,7 @@ def _without_drop_partner(lam, modes_mw, x, a: _MolArgs):
     r = a.refs
     n, n_modes = x.shape[0], lam.shape[0]
     w = jnp.where(a.atom_mask, a.masses, 0.0)
-    rot = _kabsch_rotation(jax.lax.stop_gradient(x), a.coords, w)
+    rot = _superposing_rotation(jax.lax.stop_gradient(x), a.coords, w)
     v = jnp.einsum("ab,nbk->nak", rot, modes_mw.reshape(n, 3, n_modes)).reshape(3 * n, n_modes)
     overlap = (r.freq_drop_modes @ jax.lax.stop_gradient(v)) ** 2
     order = jnp.arange(n_modes)
