@@ -30,6 +30,7 @@ from q2jax.errors import InputError
 from q2jax.forcefield import ForceField, ParamEntry
 from q2jax.objective import ObjectiveSpec, loss, make_objective, residuals
 from q2jax.reference import ReferenceArrays, ReferenceSet
+from q2jax.solvers._common import MAX_VMAP_CHUNK, chunked_vmap
 from q2jax.system import System, Terms, pad_system
 
 
@@ -227,20 +228,12 @@ def fit_batch(spec: ObjectiveSpec, params0, bounds=None, *, method: str = "lm",
                        tuple(int(n) for n in n_params))
 
 
-MAX_VMAP_CHUNK = 64
-"""Batches larger than this run as a loop over vmapped chunks of this size: on
-XLA's CPU runtime one vmap over 256 CH3F fits went idle and never returned
-(five attempts; 64 always completed), see benchmarks/results/batch_fit.json."""
-
-
 @eqx.filter_jit
 def _batched(params0, spec, lower, upper, solver, maxiter):
     def one(args):
         return _single_fit(*args, solver, maxiter)
 
-    if params0.shape[0] <= MAX_VMAP_CHUNK:
-        return jax.vmap(one)((params0, spec, lower, upper))
-    return jax.lax.map(one, (params0, spec, lower, upper), batch_size=MAX_VMAP_CHUNK)
+    return chunked_vmap(one, (params0, spec, lower, upper), MAX_VMAP_CHUNK)
 
 
 def shard_problems(tree, mesh_axis: str = "problems"):

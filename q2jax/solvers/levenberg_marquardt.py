@@ -39,7 +39,6 @@ from q2jax.solvers._types import BoolScalar, IntScalar, Matrix, Scalar, Vector
 from q2jax.solvers.driver import AbstractSolver, Bounds, Fun, Info
 from q2jax.solvers.result import Status
 
-
 _FLOOR_ULPS = 128.0
 """Rounding noise of ``f`` in units of its last place (measured ~30 on CH3F)."""
 

@@ -5,7 +5,8 @@ Starts: ``x0`` itself (``include_initial=True``) and random perturbations
 perturbation_pct / 100`` and ``P`` the clip to the box; a parameter that is
 exactly zero is perturbed additively by ``p u_i`` instead. The local solver
 runs on every start under :func:`jax.vmap` (one ``while_loop`` over the
-batch), so ``n_starts`` starts cost far less than ``n_starts`` runs. The best
+batch; more than ``MAX_VMAP_CHUNK`` = 64 starts run as a loop over vmapped
+chunks of 64, see :func:`q2jax.solvers._common.chunked_vmap`). The best
 start is the one with the lowest finite final objective.
 """
 
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from q2jax.errors import InputError
-from q2jax.solvers._common import project
+from q2jax.solvers._common import chunked_vmap, project
 from q2jax.solvers._types import BoolScalar, IntScalar, Matrix, Vector
 from q2jax.solvers.driver import AbstractSolver, Bounds, Fun, Info, run
 from q2jax.solvers.result import SolverResult, status_message
@@ -134,7 +135,7 @@ def multistart(
         starts = perturbed_starts(
             params0, n_starts, perturbation_pct, seed, bounds, include_initial
         )
-    results = jax.vmap(lambda x: run(local, fun, x, args, bounds, maxiter))(starts)
+    results = chunked_vmap(lambda x: run(local, fun, x, args, bounds, maxiter), starts)
     finite = jnp.where(jnp.isfinite(results.value), results.value, jnp.inf)
     best_index = jnp.argmin(finite).astype(jnp.int32)
     best = jax.tree.map(lambda leaf: leaf[best_index], results)
