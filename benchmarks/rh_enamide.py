@@ -645,6 +645,10 @@ def fit_relaxed(spec: ObjectiveSpec, subset: ParameterSubset, *,
             status = "wall-time budget reached (mid-iteration)"
         if "StopIteration" in status:
             status = "wall-time budget reached"
+        if not ("budget" in status or st["it"] >= maxiter) and not st["best"][1] < v_from:
+            # SciPy's message for a failed line search is "ABNORMAL: " (empty reason)
+            status = (f"no further decrease from the best point ({restarts} restarts; "
+                      f"last L-BFGS-B message: {status.strip() or 'none'})")
         if ("budget" in status or st["it"] >= maxiter or not st["best"][1] < v_from
                 or restarts >= 20):
             break
