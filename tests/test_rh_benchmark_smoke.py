@@ -21,6 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import rh_enamide as rb  # noqa: E402
+from core._cases import numpy_normal_modes  # noqa: E402
 
 from q2jax.energy import hessian  # noqa: E402
 from q2jax.reference import TS_REPLACEMENT_EIGENVALUE  # noqa: E402
@@ -37,28 +38,6 @@ def _first_only(rset):
 @pytest.fixture(scope="module")
 def one():
     return _first_only(load_rh_enamide_set("final"))
-
-
-def _numpy_modes(h, mol):
-    """Mass-weighted vibrational modes of h (Eckart projection built here in NumPy)."""
-    x = np.asarray(mol.coords)
-    m = np.asarray(mol.masses)
-    sm = np.repeat(np.sqrt(m), 3)
-    c = x - (m[:, None] * x).sum(0) / m.sum()
-    vecs = []
-    for a in range(3):
-        t = np.zeros_like(x)
-        t[:, a] = 1.0
-        vecs.append((t * np.sqrt(m)[:, None]).ravel())
-        r = np.cross(np.eye(3)[a], c)
-        vecs.append((r * np.sqrt(m)[:, None]).ravel())
-    q, _ = np.linalg.qr(np.array(vecs).T)
-    p = np.eye(len(sm)) - q @ q.T
-    hm = h / np.outer(sm, sm)
-    w, v = np.linalg.eigh(p @ hm @ p)
-    keep = np.argsort(np.abs(w))[6:]
-    keep = keep[np.argsort(w[keep])]
-    return w[keep], v[:, keep], hm
 
 
 def test_eigenmatrix_objective_matches_numpy(one):
@@ -78,7 +57,7 @@ def test_eigenmatrix_objective_matches_numpy(one):
     h_mm = np.asarray(hess(ff.full_params(), jnp.asarray(mol.coords), one.mm3.systems[0].terms,
                            ff.form, ff.settings))
     n3 = 3 * mol.n_atoms
-    lam_qm, v, _ = _numpy_modes(np.asarray(q.hessian), mol)
+    lam_qm, v = numpy_normal_modes(np.asarray(q.hessian), mol.coords, mol.masses)
     assert lam_qm[0] < 0 < lam_qm[1]
     sm = np.repeat(np.sqrt(np.asarray(mol.masses)), 3)
     em = v.T @ (h_mm[:n3, :n3] / np.outer(sm, sm)) @ v

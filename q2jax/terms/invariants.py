@@ -147,6 +147,19 @@ def _chain(internal, potential, i_val, theta):
     return jax.vmap(one)(i_val, theta)
 
 
+def _chain_at(inv: Invariants, internal, potential, x, theta):
+    """What :func:`local_hessians` and :func:`local_gradients` share: the bond map
+    v3 (3nb, 3k) with b = v3 x (NumPy), the bond vectors b (t, 3nb), the invariants'
+    atom-space gradients ∇I (t, m, 3k) and (F1, F2) from :func:`_chain`."""
+    v3 = np.kron(inv.vectors, np.eye(3))
+    b = _bond_vectors(inv, x)
+    g_b, _ = _gradients_b(inv, b)
+    i_val = jnp.einsum("tmp,tp->tm", g_b, b) * _degree_weights(inv, x.dtype)
+    f1, f2 = _chain(internal, potential, i_val, theta)
+    g_x = jnp.einsum("tmp,px->tmx", g_b, jnp.asarray(v3, x.dtype))
+    return v3, b, g_x, f1, f2
+
+
 def local_hessians(
     inv: Invariants,
     internal: Callable[[Array], Array],
@@ -158,12 +171,7 @@ def local_hessians(
     Gᵀ F2 G + Σ_m F1_m ∇²I_m (module docstring), the second term from the fixed tensors
     Vᵀ M V and Vᵀ W V (atom coordinates) as matrix products."""
     t, k, _ = x.shape
-    v3 = np.kron(inv.vectors, np.eye(3))  # (3nb, 3k): b = v3 x
-    b = _bond_vectors(inv, x)
-    g_b, _ = _gradients_b(inv, b)
-    i_val = jnp.einsum("tmp,tp->tm", g_b, b) * _degree_weights(inv, x.dtype)
-    f1, f2 = _chain(internal, potential, i_val, theta)
-    g_x = jnp.einsum("tmp,px->tmx", g_b, jnp.asarray(v3, x.dtype))
+    v3, b, g_x, f1, f2 = _chain_at(inv, internal, potential, x, theta)
     h = jnp.einsum("tma,tmn,tnb->tab", g_x, f2, g_x).reshape(t, -1)
     m2 = inv.quadratic.shape[0]
     if m2:
@@ -187,12 +195,7 @@ def local_gradients(
     (the same intermediate values as :func:`local_hessians`, so that a program computing both
     computes them once)."""
     t, k, _ = x.shape
-    v3 = jnp.asarray(np.kron(inv.vectors, np.eye(3)), x.dtype)
-    b = _bond_vectors(inv, x)
-    g_b, _ = _gradients_b(inv, b)
-    i_val = jnp.einsum("tmp,tp->tm", g_b, b) * _degree_weights(inv, x.dtype)
-    f1, _ = _chain(internal, potential, i_val, theta)
-    g_x = jnp.einsum("tmp,px->tmx", g_b, v3)
+    _, _, g_x, f1, _ = _chain_at(inv, internal, potential, x, theta)
     return jnp.einsum("tm,tmx->tx", f1, g_x).reshape(t, k, 3)
 
 

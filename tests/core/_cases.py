@@ -53,3 +53,24 @@ def rich_forcefield(molecules, form: str, seed: int = 0) -> ForceField:
 def distorted(coords, scale=0.05, seed=1):
     rng = np.random.default_rng(seed)
     return np.asarray(coords) + scale * rng.standard_normal(np.shape(coords))
+
+
+def numpy_normal_modes(h, x, masses):
+    """Eigenvalues and mass-weighted modes of the Eckart-projected Hessian ``h`` at
+    geometry ``x``, written in NumPy (independent of ``q2jax.vibrations``)."""
+    x, masses = np.asarray(x, float), np.asarray(masses, float)
+    sm = np.repeat(np.sqrt(masses), 3)
+    c = x - (masses[:, None] * x).sum(0) / masses.sum()
+    vecs = []
+    for a in range(3):
+        t = np.zeros_like(x)
+        t[:, a] = 1.0
+        vecs.append((t * np.sqrt(masses)[:, None]).ravel())
+        vecs.append((np.cross(np.eye(3)[a], c) * np.sqrt(masses)[:, None]).ravel())
+    q, _ = np.linalg.qr(np.array(vecs).T)
+    p = np.eye(len(sm)) - q @ q.T
+    w, v = np.linalg.eigh(p @ (h / np.outer(sm, sm)) @ p)
+    keep = np.argsort(np.abs(w))[6:]
+    keep = keep[np.argsort(w[keep])]
+    return w[keep], v[:, keep]
+

@@ -22,7 +22,7 @@ from q2jax.reference import (
 )
 from q2jax.relax import RelaxOptions
 
-from ._cases import ch3f, distorted
+from ._cases import ch3f, distorted, numpy_normal_modes
 
 TIGHT = RelaxOptions(gtol=1e-10, max_steps=100)
 ASYMMETRIC_TYPES = ("C", "F", "HA", "HB", "HC")
@@ -77,6 +77,15 @@ def every_kind_spec(form: str, where: str):
     return ff, spec
 
 
+def _central_differences(f, p0: np.ndarray, spec) -> np.ndarray:
+    """Central differences of ``f(params, spec)`` (a scalar or a vector) in each
+    parameter, step 1e-5 max(1, |p|); the parameter axis last."""
+    steps = 1e-5 * np.maximum(1.0, np.abs(p0))
+    return np.stack([(np.asarray(f(jnp.asarray(p0 + e), spec))
+                      - np.asarray(f(jnp.asarray(p0 - e), spec))) / (2 * e[i])
+                     for i, e in enumerate(np.diag(steps))], axis=-1)
+
+
 def _block_losses(params, spec, kinds):
     """Sum of squares of each residual block; the torsion rows split from 'geometry'."""
     b = residual_blocks(params, spec)
@@ -101,10 +110,7 @@ def test_loss_gradient_matches_finite_differences_every_reference_type(form, whe
     values = np.asarray(f(jnp.asarray(p0), spec))
     assert np.sum(values) == pytest.approx(float(jax.jit(loss)(ff.params, spec)), rel=1e-10)
     g = np.asarray(jac(jnp.asarray(p0), spec))  # (blocks, params)
-    steps = 1e-5 * np.maximum(1.0, np.abs(p0))
-    fd = np.stack([(np.asarray(f(jnp.asarray(p0 + e), spec))
-                    - np.asarray(f(jnp.asarray(p0 - e), spec))) / (2 * e[i])
-                   for i, e in enumerate(np.diag(steps))], axis=1)
+    fd = _central_differences(f, p0, spec)
     for b, kind in enumerate(kinds):
         if kind in BLOCKS_AT[where]:
             assert np.linalg.norm(g[b]) > 1e-6 * max(values[b], 1.0), f"{kind}: no gradient"
@@ -206,39 +212,12 @@ def test_warm_started_relaxation_same_minimum_and_gradient():
     g = gradient(ff.full_params(), x_star[0], s.terms, ff.form, ff.settings)
     assert float(jnp.max(jnp.abs(g))) < 1e-8
     assert float(jnp.max(jnp.abs(x_star[0] - x_near[0]))) > 1e-4  # it did move
-    lj = jax.jit(loss)
-    p0 = np.asarray(ff.params)
-    steps = 1e-5 * np.maximum(1.0, np.abs(p0))
-    fd = np.array(
-        [
-            (float(lj(jnp.asarray(p0 + e), warm)) - float(lj(jnp.asarray(p0 - e), warm)))
-            / (2 * e[i])
-            for i, e in enumerate(np.diag(steps))
-        ]
-    )
+    fd = _central_differences(jax.jit(loss), np.asarray(ff.params), warm)
     np.testing.assert_allclose(np.asarray(g_warm), fd, rtol=1e-6, atol=1e-6 * np.max(np.abs(fd)))
     from q2jax.errors import InputError
 
     with pytest.raises(InputError):
         cold.with_relax_start(np.zeros((2, 3)))
-
-
-def _numpy_normal_modes(h, x, masses):
-    """Eigenvalues and mass-weighted modes of the Eckart-projected Hessian (NumPy)."""
-    sm = np.repeat(np.sqrt(masses), 3)
-    c = x - (masses[:, None] * x).sum(0) / masses.sum()
-    vecs = []
-    for a in range(3):
-        t = np.zeros_like(x)
-        t[:, a] = 1.0
-        vecs.append((t * np.sqrt(masses)[:, None]).ravel())
-        vecs.append((np.cross(np.eye(3)[a], c) * np.sqrt(masses)[:, None]).ravel())
-    q, _ = np.linalg.qr(np.array(vecs).T)
-    p = np.eye(len(sm)) - q @ q.T
-    w, v = np.linalg.eigh(p @ (h / np.outer(sm, sm)) @ p)
-    keep = np.argsort(np.abs(w))[6:]
-    keep = keep[np.argsort(w[keep])]
-    return w[keep], v[:, keep]
 
 
 @pytest.mark.parametrize("where", ["relaxed", "reference"])
@@ -275,7 +254,7 @@ def test_frequency_drop_mode_matches_numpy_and_finite_differences(where):
     s = build_system(ff, m0)
     h = np.asarray(hessian(ff.full_params(), jnp.asarray(x), s.terms, ff.form, ff.settings))
     masses = np.asarray(m0.masses)
-    w, v = _numpy_normal_modes(h, x, masses)
+    w, v = numpy_normal_modes(h, x, masses)
     r = kabsch_rotation(x, x_qm, masses)
     v_qm = np.einsum("ab,nbk->nak", r, v.reshape(5, 3, 9)).reshape(15, 9)
     ov = (drop @ v_qm) ** 2
@@ -287,18 +266,8 @@ def test_frequency_drop_mode_matches_numpy_and_finite_differences(where):
     want = 0.5 * (np.delete(nu, j) - qm_nu)
     np.testing.assert_allclose(np.asarray(blocks["frequency"])[:8], want, rtol=1e-7, atol=1e-6)
 
-    vg = jax.jit(jax.value_and_grad(loss))
-    lj = jax.jit(loss)
-    _, grad = vg(ff.params, spec)
-    p0 = np.asarray(ff.params)
-    steps = 1e-5 * np.maximum(1.0, np.abs(p0))
-    fd = np.array(
-        [
-            (float(lj(jnp.asarray(p0 + e), spec)) - float(lj(jnp.asarray(p0 - e), spec)))
-            / (2 * e[i])
-            for i, e in enumerate(np.diag(steps))
-        ]
-    )
+    _, grad = jax.jit(jax.value_and_grad(loss))(ff.params, spec)
+    fd = _central_differences(jax.jit(loss), np.asarray(ff.params), spec)
     np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6, atol=1e-6 * np.max(np.abs(fd)))
 
 
