@@ -90,3 +90,22 @@ def test_multistart_bounded_quadratic():
     assert np.all(np.asarray(ms.all.status) == Status.SUCCESS)
     lo, hi = as_bounds(quad_bounds(N), jnp.zeros(N))
     assert np.all(np.asarray(lo) == 0.0) and np.all(np.asarray(hi) == 1.0)
+
+
+def test_chunked_vmap_equals_one_vmap_with_a_remainder():
+    """More items than the chunk (7 = 2 x 3 + 1): the loop over vmapped chunks gives
+    every item's result, in order, as one vmap does (pytree in, pytree out)."""
+    import jax
+
+    from q2jax.solvers._common import chunked_vmap
+
+    xs = {"a": jnp.arange(7.0), "b": jnp.arange(14.0).reshape(7, 2)}
+
+    def f(x):
+        return {"s": jnp.sin(x["a"]) + x["b"].sum(), "v": x["b"] * x["a"]}
+
+    want = jax.vmap(f)(xs)
+    for chunk in (3, 7, 64):
+        got = chunked_vmap(f, xs, chunk)
+        np.testing.assert_array_equal(np.asarray(got["s"]), np.asarray(want["s"]))
+        np.testing.assert_array_equal(np.asarray(got["v"]), np.asarray(want["v"]))
