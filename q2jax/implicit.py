@@ -21,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from q2jax import linalg
 from q2jax.objective import loss, residuals
 
 
@@ -32,7 +33,7 @@ def _polish(p, spec, steps: int):
     def body(_, p):
         g = grad(p, spec)
         h = hess(p, spec)
-        step = jnp.linalg.solve(h + 1e-12 * jnp.trace(h) * jnp.eye(h.shape[0]), g)
+        step = linalg.solve(h + 1e-12 * jnp.trace(h) * jnp.eye(h.shape[0]), g)
         return jnp.where(jnp.all(jnp.isfinite(step)), p - step, p)
 
     return jax.lax.fori_loop(0, steps, body, p)
@@ -59,7 +60,7 @@ def fit_implicit(spec, params0, *, method: str = "lm", maxiter: int = 200, polis
     def tangent_solve(g_lin, y):
         # g_lin is the Hessian-vector product of the loss at p*; P is small
         h = jax.jacfwd(g_lin)(jnp.zeros_like(y))
-        return jnp.linalg.solve(h, y)
+        return linalg.solve(h, y)
 
     return jax.lax.custom_root(optimality, params0, solve, tangent_solve)
 

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from q2jax import linalg
 from q2jax.energy import energy, gradient, hessian
 from q2jax.errors import InputError
 from q2jax.forcefield import ForceField
@@ -46,6 +47,7 @@ from q2jax.vibrations import (
     _shifted_internal_matrix,
     eigenmatrix,
     eigenvalue_to_frequency_smooth,
+    eigh_differentiable,
     eigvalsh,
     vibrational_eigenvalues,
 )
@@ -257,7 +259,7 @@ def _superposing_rotation(x: Array, y: Array, w: Array) -> Array:
     """Proper rotation R minimising sum_i w_i |R (x_i - x_c) - (y_i - y_c)|^2
     (Horn's quaternion; differentiable while the best superposition is unique)."""
     k, _, _ = _horn_matrix(x, y, w)
-    a, b, c, d = jnp.linalg.eigh(k)[1][:, -1]
+    a, b, c, d = eigh_differentiable(k)[1][:, -1]
     return jnp.array(
         [
             [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
@@ -350,11 +352,11 @@ def _molecule_blocks(fp, a: _MolArgs, spec_static) -> tuple[dict, Array, Array]:
             if a.basis is not None:
                 m = _reference_matrix(h_eval, a.masses, a.basis)
                 lam = eigvalsh(m)
-                modes = a.basis @ jnp.linalg.eigh(jax.lax.stop_gradient(m))[1]
+                modes = a.basis @ linalg.eigh(jax.lax.stop_gradient(m))[1]
             else:
                 m = _shifted_internal_matrix(h_eval, x_eval, a.masses, a.atom_mask)
                 lam = eigvalsh(m)[:n_modes]
-                modes = jnp.linalg.eigh(jax.lax.stop_gradient(m))[1][:, :n_modes]
+                modes = linalg.eigh(jax.lax.stop_gradient(m))[1][:, :n_modes]
             lam = _without_drop_partner(lam, modes, x_eval, a)
         nu = eigenvalue_to_frequency_smooth(lam)[r.freq_index]
         blocks["frequency"] = r.freq_weights * (nu - r.freq_values)

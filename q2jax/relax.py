@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from q2jax import linalg
 from q2jax.energy import energy, hessian
 from q2jax.forcefield import Settings
 from q2jax.system import Terms
@@ -55,7 +56,7 @@ def _newton_step(grad_flat, hess, proj, trust, saddle_order, opts: RelaxOptions)
     h = 0.5 * (h + h.T)
     bound = jax.lax.stop_gradient(jnp.max(jnp.sum(jnp.abs(h), axis=1)))
     h = h + (10.0 * bound + 1.0) * (jnp.eye(n) - proj)
-    w, v = jnp.linalg.eigh(h)
+    w, v = linalg.eigh(h)
     g = v.T @ (proj @ grad_flat)
     mag = jnp.maximum(jnp.abs(w), opts.min_curvature)
     order = jnp.arange(n)
@@ -175,7 +176,7 @@ def relax(
 
     def tangent_solve(_g_lin, y):
         # H dx = y restricted to internal motions (H is singular along rigid motions)
-        return proj @ jnp.linalg.solve(h_int, proj @ y)
+        return proj @ linalg.solve(h_int, proj @ y)
 
     xf = jax.lax.custom_root(f, x_star, lambda _f, _x: x_star, tangent_solve)
     x = xf.reshape(shape)

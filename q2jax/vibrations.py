@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from q2jax import linalg
 from q2jax.units import EIGENVALUE_TO_CM1
 
 _FREQ_GRAD_FLOOR = 1e-6  # |λ| below which dν/dλ is capped (ν ≈ 0.1 cm^-1)
@@ -63,7 +64,7 @@ def internal_projector(
     trans, rot = rigid_body_vectors(coords, masses, atom_mask)
     gram = rot.T @ rot
     eps = 1e-12 * (jnp.trace(gram) + 1.0)
-    proj_rot = rot @ jnp.linalg.solve(gram + eps * jnp.eye(3), rot.T)
+    proj_rot = rot @ linalg.solve(gram + eps * jnp.eye(3), rot.T)
     return jnp.diag(mask3) - trans @ trans.T - proj_rot
 
 
@@ -73,19 +74,19 @@ when differentiating eigenvectors (second derivatives of frequencies)."""
 
 
 @jax.custom_jvp
-def _eigh(a):
-    w, v = jnp.linalg.eigh(a)
-    return w, v
+def eigh_differentiable(a):
+    """(eigenvalues, eigenvectors) of a symmetric matrix, differentiable (see the JVP)."""
+    return linalg.eigh(a)
 
 
-@_eigh.defjvp
+@eigh_differentiable.defjvp
 def _eigh_jvp(primals, tangents):
     """Eigen-decomposition derivative that stays finite at (near-)degeneracies:
     couplings between eigenvalues closer than DEGENERACY_RTOL are dropped, the
     degenerate-perturbation-theory limit for perturbations that keep the
     degeneracy (e.g. symmetric force-field changes)."""
     (a,), (da,) = primals, tangents
-    w, v = jnp.linalg.eigh(a)
+    w, v = linalg.eigh(a)
     da = 0.5 * (da + da.T)
     vdv = v.T @ da @ v
     gap = w[None, :] - w[:, None]  # gap[j, i] = w_i - w_j
@@ -101,13 +102,13 @@ def eigvalsh(a: Float[Array, "n n"]) -> Float[Array, " n"]:
     """Eigenvalues (ascending) of a symmetric matrix, with the first-order
     perturbation derivative dλ_i = v_iᵀ dA v_i (finite at degeneracies; second
     derivatives drop couplings within (near-)degenerate levels)."""
-    return jnp.linalg.eigh(a)[0]
+    return linalg.eigh(a)[0]
 
 
 @eigvalsh.defjvp
 def _eigvalsh_jvp(primals, tangents):
     (a,), (da,) = primals, tangents
-    w, v = _eigh(a)
+    w, v = eigh_differentiable(a)
     da = 0.5 * (da + da.T)
     dw = jnp.einsum("ji,jk,ki->i", v, da, v)
     return w, dw
@@ -196,7 +197,7 @@ def normal_modes(
     """(eigenvalues, mass-weighted orthonormal eigenvectors) of the internal
     modes. Not for differentiation (eigenvectors of degenerate modes are
     arbitrary within their subspace)."""
-    w, v = jnp.linalg.eigh(_shifted_internal_matrix(hessian, coords, masses, atom_mask))
+    w, v = linalg.eigh(_shifted_internal_matrix(hessian, coords, masses, atom_mask))
     return w[:n_vib], v[:, :n_vib]
 
 
@@ -230,6 +231,7 @@ __all__ = [
     "mass_weight",
     "rigid_body_vectors",
     "internal_projector",
+    "eigh_differentiable",
     "eigvalsh",
     "vibrational_eigenvalues",
     "eigenvalue_to_frequency",

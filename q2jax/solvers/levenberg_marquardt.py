@@ -34,6 +34,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from q2jax import linalg
 from q2jax.solvers._common import free_mask, project, projected_grad_norm
 from q2jax.solvers._types import BoolScalar, IntScalar, Matrix, Scalar, Vector
 from q2jax.solvers.driver import AbstractSolver, Bounds, Fun, Info
@@ -107,7 +108,7 @@ class LevenbergMarquardt(AbstractSolver):
         free = free_mask(params, g, bounds)
         both = free[:, None] & free[None, :]
         m = jnp.where(both, a + jnp.diag(lam * d), 0.0) + jnp.diag(jnp.where(free, 0.0, 1.0))
-        delta = jnp.linalg.solve(m, -jnp.where(free, g, 0.0))
+        delta = linalg.solve(m, -jnp.where(free, g, 0.0))
         trial = project(params + delta, bounds)
         s = trial - params
 
@@ -161,7 +162,7 @@ class LevenbergMarquardt(AbstractSolver):
                 jnp.where(free, eps, 1.0)
             )
             gf = jnp.where(free, g, 0.0)
-            predicted = gf @ jnp.linalg.solve(a, gf)  # g^T A^-1 g: Gauss-Newton decrease
+            predicted = gf @ linalg.solve(a, gf)  # g^T A^-1 g: Gauss-Newton decrease
             return predicted <= self.ftol * state.value
 
         floor = jax.lax.cond(stuck, at_floor, lambda _: jnp.asarray(False), None)
