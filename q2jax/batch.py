@@ -213,27 +213,68 @@ def _single_fit(params0, spec, lower, upper, solver, maxiter):
 
 
 def fit_batch(spec: ObjectiveSpec, params0, bounds=None, *, method: str = "lm",
-              maxiter: int = 100, n_params: Sequence[int] = (), **solver_options) -> BatchResult:
+              maxiter: int = 100, n_params: Sequence[int] = (), mesh=None,
+              **solver_options) -> BatchResult:
     """Fit every problem of a stacked spec (from :func:`stack_problems`) in one
     jitted, vmapped call. Pure: usable inside ``jax.jit`` (then pass concrete
-    ``method``/``maxiter``)."""
+    ``method``/``maxiter``).
+
+    Several devices: when ``params0`` is spread over them along the problem
+    axis (:func:`shard_problems`), or when a one-axis ``mesh``
+    (``jax.sharding.Mesh``) is given (inside ``jax.jit``, where the placement
+    of traced inputs is unknown), each device fits its own share of the
+    problems as a separate program (``jax.shard_map``): no device waits for
+    another's slowest problem at every iteration, and no data moves between
+    devices. The problem count must be a multiple of the device count."""
     from q2jax.solvers import get_solver
 
     solver = get_solver(method, maxiter=maxiter, **solver_options)
     if bounds is None:
         big = jnp.full_like(params0, jnp.inf)
         bounds = (-big, big)
-    res = _batched(params0, spec, bounds[0], bounds[1], solver, maxiter)
+    mesh = mesh if mesh is not None else _problem_mesh(params0)
+    if mesh is None:
+        res = _batched(params0, spec, bounds[0], bounds[1], solver, maxiter)
+    else:
+        res = _batched_per_device(params0, spec, bounds[0], bounds[1], solver, maxiter, mesh)
     return BatchResult(res.params, res.value, res.converged, res.status, res.n_iter, res.n_evals,
                        tuple(int(n) for n in n_params))
 
 
-@eqx.filter_jit
-def _batched(params0, spec, lower, upper, solver, maxiter):
+def _problem_mesh(params0):
+    """The device mesh ``params0`` is sharded over along its first axis, if it is
+    a concrete array spread over more than one device; else None."""
+    from jax.sharding import NamedSharding
+
+    sharding = getattr(params0, "sharding", None)
+    if isinstance(params0, jax.core.Tracer) or not isinstance(sharding, NamedSharding):
+        return None
+    if len(sharding.device_set) < 2 or not sharding.spec or sharding.spec[0] is None:
+        return None
+    return sharding.mesh
+
+
+def _fit_all(params0, spec, lower, upper, solver, maxiter):
     def one(args):
         return _single_fit(*args, solver, maxiter)
 
     return chunked_vmap(one, (params0, spec, lower, upper), MAX_VMAP_CHUNK)
+
+
+@eqx.filter_jit
+def _batched(params0, spec, lower, upper, solver, maxiter):
+    return _fit_all(params0, spec, lower, upper, solver, maxiter)
+
+
+@eqx.filter_jit
+def _batched_per_device(params0, spec, lower, upper, solver, maxiter, mesh):
+    from jax.sharding import PartitionSpec
+
+    axes = PartitionSpec(mesh.axis_names[0])
+    return jax.shard_map(
+        lambda p, s, lo, hi: _fit_all(p, s, lo, hi, solver, maxiter),
+        mesh=mesh, in_specs=axes, out_specs=axes, check_vma=False,
+    )(params0, spec, lower, upper)
 
 
 def shard_problems(tree, mesh_axis: str = "problems"):

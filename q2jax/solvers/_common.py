@@ -98,16 +98,72 @@ __all__ = ["as_bounds", "as_params", "free_mask", "project", "projected_grad_nor
 
 
 MAX_VMAP_CHUNK = 64
-"""Batches larger than this run as a loop over vmapped chunks of this size: on
-XLA's CPU runtime one vmap over 256 CH3F fits (and over 1,000 multi-start LM
-runs) went idle and never returned, while chunks of 64 always completed."""
+"""Batches larger than this run as a loop over vmapped chunks of this size
+(per-problem cost is flat from about 16 problems up, so nothing is lost, and
+the working set stays small). One vmap over 256 CH3F fits or 1,000 multi-start
+runs once went idle on XLA's CPU runtime and never returned; the cause was the
+batched LAPACK kernels (see :mod:`q2jax.linalg`, which q2jax now uses)."""
 
 
 def chunked_vmap(f, xs, chunk: int = MAX_VMAP_CHUNK):
     """``jax.vmap(f)(xs)``, as a ``lax.map`` over vmapped chunks of ``chunk``
-    when the leading axis is longer (same results, one compiled program)."""
+    when the leading axis is longer (same results, one compiled program).
+
+    Chunks are strided: chunk ``c`` holds items ``c, c + k, c + 2k, ...`` (``k``
+    chunks; a remainder of fewer than ``chunk`` items is one more vmap). A batch
+    sharded over devices along its leading axis (``q2jax.batch.shard_problems``)
+    thus keeps every chunk spread over all devices: each device works on its
+    own items at every step of the loop, with no data moved inside it. (With
+    contiguous chunks each step belonged to one device, and the sharded
+    256-problem fit went idle on XLA's CPU runtime and never returned.)"""
     n = jax.tree_util.tree_leaves(xs)[0].shape[0]
     if n <= chunk:
         return jax.vmap(f)(xs)
-    return jax.lax.map(f, xs, batch_size=chunk)
+    k, main = n // chunk, (n // chunk) * chunk
+
+    def strided(x):  # (main, ...) -> (k, chunk, ...): row c = items c, c + k, ...
+        return jnp.swapaxes(x[:main].reshape(chunk, k, *x.shape[1:]), 0, 1)
+
+    def unstrided(y):  # inverse of ``strided``
+        return jnp.swapaxes(y, 0, 1).reshape(main, *y.shape[2:])
+
+    out = jax.tree_util.tree_map(
+        unstrided, jax.lax.map(jax.vmap(f), jax.tree_util.tree_map(strided, xs)))
+    if main == n:
+        return out
+    rest = jax.vmap(f)(jax.tree_util.tree_map(lambda x: x[main:], xs))
+    return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), out, rest)
+
+
+def map_over_devices(f, xs, consts, chunk: int = MAX_VMAP_CHUNK, spread: bool = True):
+    """``chunked_vmap(lambda x: f(x, consts), xs)``, with the items of ``xs``
+    split over all devices when there are several (``jax.shard_map``: each device
+    runs its share as its own program, ``consts`` copied to every device; items
+    are padded to a multiple of the device count and the padding dropped).
+    ``spread=False``: one device, as ``chunked_vmap``.
+
+    On a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` makes N
+    devices of N cores."""
+    import equinox as eqx
+    from jax.sharding import Mesh, PartitionSpec
+
+    devices = jax.devices()
+    if len(devices) < 2 or not spread:
+        return chunked_vmap(lambda x: f(x, consts), xs, chunk)
+    n = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    pad = -n % len(devices)
+    if pad:
+        xs = jax.tree_util.tree_map(
+            lambda x: jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)]), xs)
+    dynamic, static = eqx.partition(consts, eqx.is_array)
+    axis = PartitionSpec("items")
+
+    def local(x, d):
+        c = eqx.combine(d, static)
+        return chunked_vmap(lambda xi: f(xi, c), x, chunk)
+
+    out = jax.shard_map(local, mesh=Mesh(np.array(devices), ("items",)),
+                        in_specs=(axis, PartitionSpec()), out_specs=axis,
+                        check_vma=False)(xs, dynamic)
+    return jax.tree_util.tree_map(lambda y: y[:n], out)
 

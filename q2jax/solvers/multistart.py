@@ -6,8 +6,11 @@ perturbation_pct / 100`` and ``P`` the clip to the box; a parameter that is
 exactly zero is perturbed additively by ``p u_i`` instead. The local solver
 runs on every start under :func:`jax.vmap` (one ``while_loop`` over the
 batch; more than ``MAX_VMAP_CHUNK`` = 64 starts run as a loop over vmapped
-chunks of 64, see :func:`q2jax.solvers._common.chunked_vmap`). The best
-start is the one with the lowest finite final objective.
+chunks of 64, see :func:`q2jax.solvers._common.chunked_vmap`), with the starts
+split over all devices when there are several
+(:func:`q2jax.solvers._common.map_over_devices`; not for the ``optimistix:``
+methods, whose linear operators reject ``jax.shard_map``'s per-device shapes). The best start is the one
+with the lowest finite final objective.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from q2jax.errors import InputError
-from q2jax.solvers._common import chunked_vmap, project
+from q2jax.solvers._common import map_over_devices, project
 from q2jax.solvers._types import BoolScalar, IntScalar, Matrix, Vector
 from q2jax.solvers.driver import AbstractSolver, Bounds, Fun, Info, run
 from q2jax.solvers.result import SolverResult, status_message
@@ -135,7 +138,12 @@ def multistart(
         starts = perturbed_starts(
             params0, n_starts, perturbation_pct, seed, bounds, include_initial
         )
-    results = chunked_vmap(lambda x: run(local, fun, x, args, bounds, maxiter), starts)
+    # optimistix's solvers (lineax operators) reject the per-device shapes seen
+    # inside jax.shard_map, so those run on one device
+    spread = not local.method.startswith("optimistix:")
+    results = map_over_devices(
+        lambda x, c: run(local, fun, x, c[0], c[1], maxiter), starts, (args, bounds),
+        spread=spread)
     finite = jnp.where(jnp.isfinite(results.value), results.value, jnp.inf)
     best_index = jnp.argmin(finite).astype(jnp.int32)
     best = jax.tree.map(lambda leaf: leaf[best_index], results)

@@ -109,3 +109,43 @@ def test_chunked_vmap_equals_one_vmap_with_a_remainder():
         got = chunked_vmap(f, xs, chunk)
         np.testing.assert_array_equal(np.asarray(got["s"]), np.asarray(want["s"]))
         np.testing.assert_array_equal(np.asarray(got["v"]), np.asarray(want["v"]))
+
+
+def test_multistart_over_two_devices_equals_one_device():
+    """With two (CPU) devices the starts are split between them (7 starts: one
+    padded); every start ends where the one-device run ends it."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import json, jax, jax.numpy as jnp
+        jax.config.update("jax_enable_x64", True)
+        from q2jax.solvers import minimize
+        from tests.solvers.solver_problems import objective, residuals, rosen_problem, rosen_start
+        assert jax.device_count() == DEVICES
+        out = {}
+        for method in ("lm", "optimistix:bfgs"):  # optimistix: kept on one device
+            ms = minimize(objective, rosen_start(5), rosen_problem(5), method="multi:" + method,
+                          residuals=residuals, maxiter=200, n_starts=7, perturbation_pct=40.0,
+                          seed=3)
+            out[method] = {"params": ms.all.params.tolist(), "best": int(ms.best_index),
+                           "status": ms.all.status.tolist()}
+        print(json.dumps(out))
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = {}
+    for devices in (1, 2):
+        env = dict(os.environ, PYTHONPATH=root)
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "")
+                            + f" --xla_force_host_platform_device_count={devices}")
+        proc = subprocess.run([sys.executable, "-c", script.replace("DEVICES", str(devices))],
+                              capture_output=True, text=True, env=env, timeout=600, cwd=root)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out[devices] = json.loads(proc.stdout.strip().splitlines()[-1])
+    for method in ("lm", "optimistix:bfgs"):
+        one, two = out[1][method], out[2][method]
+        np.testing.assert_allclose(two["params"], one["params"], rtol=1e-10, atol=1e-12)
+        assert two["best"] == one["best"] and two["status"] == one["status"]
