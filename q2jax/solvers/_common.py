@@ -111,11 +111,11 @@ def chunked_vmap(f, xs, chunk: int = MAX_VMAP_CHUNK):
 
     Chunks are strided: chunk ``c`` holds items ``c, c + k, c + 2k, ...`` (``k``
     chunks; a remainder of fewer than ``chunk`` items is one more vmap). A batch
-    sharded over devices along its leading axis (``q2jax.batch.shard_problems``)
-    thus keeps every chunk spread over all devices: each device works on its
-    own items at every step of the loop, with no data moved inside it. (With
-    contiguous chunks each step belonged to one device, and the sharded
-    256-problem fit went idle on XLA's CPU runtime and never returned.)"""
+    sharded over devices along its leading axis and run as one SPMD program
+    thus keeps every chunk spread over all devices (with contiguous chunks each
+    step of the loop would belong to one device). q2jax's own multi-device
+    paths run each device's share separately instead (:func:`map_over_devices`,
+    ``q2jax.batch.fit_batch``)."""
     n = jax.tree_util.tree_leaves(xs)[0].shape[0]
     if n <= chunk:
         return jax.vmap(f)(xs)
