@@ -229,6 +229,12 @@ def test_sharded_batch_equals_unsharded_on_two_devices(tmp_path):
         sharded = fit_batch(spec_s, p0_s, (lo_s, hi_s), method="lm", maxiter=30)
         # the partitioned program sums in another order and LM stops at ~1e-8 relative
         np.testing.assert_allclose(np.asarray(sharded.params), np.asarray(plain.params), rtol=1e-7)
+        # inside user jit the placement is unknown: the mesh is passed
+        mesh = p0_s.sharding.mesh
+        fit = jax.jit(lambda p, s, lo, hi: fit_batch(s, p, (lo, hi), method="lm", maxiter=30,
+                                                       mesh=mesh).params)
+        np.testing.assert_allclose(np.asarray(fit(p0_s, spec_s, lo_s, hi_s)),
+                                   np.asarray(sharded.params), rtol=1e-12)
         print("OK")
     """)
     env = dict(os.environ)
