@@ -9,8 +9,8 @@ batch; more than ``MAX_VMAP_CHUNK`` = 64 starts run as a loop over vmapped
 chunks of 64, see :func:`q2jax.solvers._common.chunked_vmap`), with the starts
 split over all devices when there are several
 (:func:`q2jax.solvers._common.map_over_devices`; not for the ``optimistix:``
-methods, whose linear operators reject ``jax.shard_map``'s per-device shapes). The best start is the one
-with the lowest finite final objective.
+methods, whose linear operators reject ``jax.shard_map``'s per-device shapes).
+The best start is the one with the lowest finite final objective.
 """
 
 from __future__ import annotations
