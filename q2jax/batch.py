@@ -30,7 +30,7 @@ from q2jax.errors import InputError
 from q2jax.forcefield import ForceField, ParamEntry
 from q2jax.objective import ObjectiveSpec, loss, make_objective, residuals
 from q2jax.reference import ReferenceArrays, ReferenceSet
-from q2jax.solvers._common import MAX_VMAP_CHUNK, chunked_vmap
+from q2jax.solvers._common import MAX_VMAP_CHUNK, chunked_vmap, map_over_devices
 from q2jax.system import System, Terms, pad_system
 
 
@@ -254,27 +254,20 @@ def _problem_mesh(params0):
     return sharding.mesh
 
 
-def _fit_all(params0, spec, lower, upper, solver, maxiter):
-    def one(args):
-        return _single_fit(*args, solver, maxiter)
-
-    return chunked_vmap(one, (params0, spec, lower, upper), MAX_VMAP_CHUNK)
+def _one_fit(args, solver, maxiter):
+    return _single_fit(*args, solver, maxiter)
 
 
 @eqx.filter_jit
 def _batched(params0, spec, lower, upper, solver, maxiter):
-    return _fit_all(params0, spec, lower, upper, solver, maxiter)
+    return chunked_vmap(lambda a: _one_fit(a, solver, maxiter), (params0, spec, lower, upper),
+                        MAX_VMAP_CHUNK)
 
 
 @eqx.filter_jit
 def _batched_per_device(params0, spec, lower, upper, solver, maxiter, mesh):
-    from jax.sharding import PartitionSpec
-
-    axes = PartitionSpec(mesh.axis_names[0])
-    return jax.shard_map(
-        lambda p, s, lo, hi: _fit_all(p, s, lo, hi, solver, maxiter),
-        mesh=mesh, in_specs=axes, out_specs=axes, check_vma=False,
-    )(params0, spec, lower, upper)
+    return map_over_devices(lambda a, _: _one_fit(a, solver, maxiter),
+                            (params0, spec, lower, upper), (), MAX_VMAP_CHUNK, mesh=mesh)
 
 
 def shard_problems(tree, mesh_axis: str = "problems"):

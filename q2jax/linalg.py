@@ -12,14 +12,15 @@ pool threads in ``jax::ParallelBatchMap`` inside ``lapack_dsyevd_ffi``).
 
 The functions here give the same results as their ``jax.numpy.linalg``
 namesakes, but under ``vmap`` they loop over the batch
-(:func:`jax.custom_batching.sequential_vmap`), so each LAPACK call sees one
-matrix and never splits. LAPACK loops over a batch one matrix at a time
+(:mod:`jax.custom_batching`), so each LAPACK call sees one matrix and never
+splits. LAPACK loops over a batch one matrix at a time
 anyway, so little is lost; what is lost is the kernel's own threading of big
 batches, which q2jax gets back by sharding problems over devices.
 
-They support forward-mode differentiation; q2jax calls them for primal values
-inside its own ``custom_jvp`` rules (``q2jax.vibrations``) or where no
-derivative is taken.
+``solve`` is differentiable in forward and reverse mode. ``eigh`` is
+differentiable in forward mode only (``custom_vmap`` has no reverse rule);
+q2jax uses it for primal values inside its own ``custom_jvp`` rules
+(``q2jax.vibrations.eigh_differentiable``) or where no derivative is taken.
 """
 
 from __future__ import annotations

@@ -235,6 +235,8 @@ def test_sharded_batch_equals_unsharded_on_two_devices(tmp_path):
                                                        mesh=mesh).params)
         np.testing.assert_allclose(np.asarray(fit(p0_s, spec_s, lo_s, hi_s)),
                                    np.asarray(sharded.params), rtol=1e-12)
+        # each device ran its share as its own program
+        assert "shard_map" in str(jax.make_jaxpr(fit)(p0_s, spec_s, lo_s, hi_s))
         print("OK")
     """)
     env = dict(os.environ)

@@ -94,8 +94,6 @@ def free_mask(x: Vector, g: Vector, bounds: Bounds) -> Array:
     return ~(at_lo | at_hi)
 
 
-__all__ = ["as_bounds", "as_params", "free_mask", "project", "projected_grad_norm"]
-
 
 MAX_VMAP_CHUNK = 64
 """Batches larger than this run as a loop over vmapped chunks of this size
@@ -135,11 +133,13 @@ def chunked_vmap(f, xs, chunk: int = MAX_VMAP_CHUNK):
     return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), out, rest)
 
 
-def map_over_devices(f, xs, consts, chunk: int = MAX_VMAP_CHUNK, spread: bool = True):
+def map_over_devices(f, xs, consts, chunk: int = MAX_VMAP_CHUNK, *, mesh=None,
+                     spread: bool = True):
     """``chunked_vmap(lambda x: f(x, consts), xs)``, with the items of ``xs``
-    split over all devices when there are several (``jax.shard_map``: each device
-    runs its share as its own program, ``consts`` copied to every device; items
-    are padded to a multiple of the device count and the padding dropped).
+    split over the devices of ``mesh`` (a one-axis ``jax.sharding.Mesh``; default:
+    all devices, when there are several) by ``jax.shard_map``: each device runs
+    its share as its own program, ``consts`` copied to every device; items are
+    padded to a multiple of the device count and the padding dropped.
     ``spread=False``: one device, as ``chunked_vmap``.
 
     On a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` makes N
@@ -147,23 +147,34 @@ def map_over_devices(f, xs, consts, chunk: int = MAX_VMAP_CHUNK, spread: bool = 
     import equinox as eqx
     from jax.sharding import Mesh, PartitionSpec
 
-    devices = jax.devices()
-    if len(devices) < 2 or not spread:
+    if mesh is None and spread and len(jax.devices()) > 1:
+        mesh = Mesh(np.array(jax.devices()), ("items",))
+    if mesh is None or not spread:
         return chunked_vmap(lambda x: f(x, consts), xs, chunk)
     n = jax.tree_util.tree_leaves(xs)[0].shape[0]
-    pad = -n % len(devices)
+    pad = -n % mesh.size
     if pad:
         xs = jax.tree_util.tree_map(
             lambda x: jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)]), xs)
     dynamic, static = eqx.partition(consts, eqx.is_array)
-    axis = PartitionSpec("items")
+    axis = PartitionSpec(mesh.axis_names[0])
 
     def local(x, d):
         c = eqx.combine(d, static)
         return chunked_vmap(lambda xi: f(xi, c), x, chunk)
 
-    out = jax.shard_map(local, mesh=Mesh(np.array(devices), ("items",)),
-                        in_specs=(axis, PartitionSpec()), out_specs=axis,
+    out = jax.shard_map(local, mesh=mesh, in_specs=(axis, PartitionSpec()), out_specs=axis,
                         check_vma=False)(xs, dynamic)
     return jax.tree_util.tree_map(lambda y: y[:n], out)
 
+
+__all__ = [
+    "MAX_VMAP_CHUNK",
+    "as_bounds",
+    "as_params",
+    "chunked_vmap",
+    "free_mask",
+    "map_over_devices",
+    "project",
+    "projected_grad_norm",
+]

@@ -131,8 +131,12 @@ def test_multistart_over_two_devices_equals_one_device():
             ms = minimize(objective, rosen_start(5), rosen_problem(5), method="multi:" + method,
                           residuals=residuals, maxiter=200, n_starts=7, perturbation_pct=40.0,
                           seed=3)
+            jaxpr = jax.make_jaxpr(lambda p: minimize(
+                objective, rosen_start(5), p, method="multi:" + method, residuals=residuals,
+                maxiter=5, n_starts=7).all.params)(rosen_problem(5))
             out[method] = {"params": ms.all.params.tolist(), "best": int(ms.best_index),
-                           "status": ms.all.status.tolist()}
+                           "status": ms.all.status.tolist(),
+                           "per_device": "shard_map" in str(jaxpr)}
         print(json.dumps(out))
     """)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -149,3 +153,6 @@ def test_multistart_over_two_devices_equals_one_device():
         one, two = out[1][method], out[2][method]
         np.testing.assert_allclose(two["params"], one["params"], rtol=1e-10, atol=1e-12)
         assert two["best"] == one["best"] and two["status"] == one["status"]
+        assert not one["per_device"]
+    # the split happened (lm), and optimistix stayed on one device
+    assert out[2]["lm"]["per_device"] and not out[2]["optimistix:bfgs"]["per_device"]
